@@ -1,1 +1,37 @@
-pub fn x(){}
+//! Switchboard's actor system. It knows nothing of HTTP serving: the daemon
+//! (the `switchboard` crate) turns HTTP into the messages declared here and
+//! the answers back into HTTP.
+//!
+//! # Layout
+//!
+//! Actors, one file each, with the messages they take declared at the top:
+//! - [`supervisor`]: admission, routing, the registry of live sessions.
+//! - [`session`]: one request from allocation to answer; owns its deadline.
+//! - [`provider`]: one per configured provider; makes calls that sessions run.
+//! - [`lifecycle`]: records every phase; keeps bounded timelines.
+//! - [`shutdown`]: the drain protocol, on signals or request.
+//!
+//! Plain types they share:
+//! - [`ids`], [`meta`], [`phase`]: who a session is and where it is.
+//! - [`request`]: the caller's JSON, read just enough to route it.
+//! - [`answer`]: what a session sends back, and the client-gone signal.
+//! - [`error`]: everything that can go wrong, HTTP-free.
+//! - [`settings`]: plain settings structs.
+//! - [`system`]: starts all of the above together.
+
+pub mod answer;
+pub mod error;
+pub mod ids;
+pub mod lifecycle;
+pub mod meta;
+pub mod phase;
+pub mod provider;
+pub mod request;
+pub mod session;
+pub mod settings;
+pub mod shutdown;
+pub mod supervisor;
+pub mod system;
+
+pub use error::{CancelReason, GatewayError};
+pub use system::ActorSystem;

@@ -1,0 +1,126 @@
+//! What a session sends back to the HTTP layer, and how the HTTP layer tells
+//! a session its client has gone.
+//!
+//! The HTTP layer hands a session a [`ReplyTx`] and a [`ClientGone`]; it keeps
+//! the matching receiver and the [`ClientGuard`]. A non-streamed answer comes
+//! whole; a streamed one comes as a channel of event payloads. When
+//! the connection goes away the HTTP layer drops the guard, and the session
+//! learns it at once, without polling.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::GatewayError;
+
+/// Items buffered between a streaming session and its client. Small, so a
+/// slow client slows its upstream read (backpressure) instead of growing memory.
+pub const STREAM_BUFFER_FRAMES: usize = 16;
+
+/// A session's answer.
+#[derive(Debug)]
+pub enum Answer {
+    /// The provider's JSON with the `session` object added.
+    Complete(Bytes),
+    /// Event payloads as they arrive, then [`StreamItem::Done`] or
+    /// [`StreamItem::Failed`].
+    Stream(mpsc::Receiver<StreamItem>),
+}
+
+/// One item of a streamed answer, for the HTTP layer to frame as SSE.
+#[derive(Debug)]
+pub enum StreamItem {
+    /// One event's payload, as the provider sent it.
+    Data(Bytes),
+    /// The stream ended well.
+    Done,
+    /// The stream ended badly; nothing follows.
+    Failed(GatewayError),
+}
+
+/// Where a session sends its answer (or why there is none).
+pub type ReplyTx = oneshot::Sender<Result<Answer, GatewayError>>;
+
+/// Where the HTTP layer waits for it.
+pub type ReplyRx = oneshot::Receiver<Result<Answer, GatewayError>>;
+
+/// Held by the HTTP layer while the client is there to be answered; dropping it
+/// tells the session the client is gone.
+#[derive(Debug)]
+pub struct ClientGuard(#[allow(dead_code)] oneshot::Sender<()>);
+
+/// Resolves when the [`ClientGuard`] is dropped.
+#[derive(Debug)]
+pub struct ClientGone(oneshot::Receiver<()>);
+
+/// A linked guard and signal.
+pub fn client_link() -> (ClientGuard, ClientGone) {
+    let (tx, rx) = oneshot::channel();
+    (ClientGuard(tx), ClientGone(rx))
+}
+
+impl Future for ClientGone {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // The guard never sends: any completion means it was dropped.
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+/// Appends `,"session":{...}` to a provider's JSON object without re-encoding it.
+/// Fails when the body is not a JSON object.
+pub fn with_session_object(body: &[u8], session: &serde_json::Value) -> Result<Bytes, String> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map_err(|err| format!("the answer is not valid JSON: {err}"))?;
+    let trimmed = body.trim_ascii();
+    let inner = trimmed
+        .strip_prefix(b"{")
+        .and_then(|rest| rest.strip_suffix(b"}"))
+        .ok_or("the answer is not a JSON object")?;
+    let session = session.to_string();
+    let mut out = Vec::with_capacity(trimmed.len() + session.len() + 16);
+    out.push(b'{');
+    out.extend_from_slice(inner);
+    if !inner.trim_ascii().is_empty() {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"session\":");
+    out.extend_from_slice(session.as_bytes());
+    out.push(b'}');
+    Ok(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_object_is_added_to_the_answer() {
+        let session = serde_json::json!({"id": "s1"});
+        let out = with_session_object(b" {\"id\":\"x\",\"n\":[1]}\n", &session).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["id"], "x");
+        assert_eq!(value["session"]["id"], "s1");
+        let empty = with_session_object(b"{ }", &session).unwrap();
+        assert_eq!(&empty[..], b"{ \"session\":{\"id\":\"s1\"}}");
+    }
+
+    #[test]
+    fn broken_answers_are_refused() {
+        let session = serde_json::json!({});
+        assert!(with_session_object(b"{\"id\":\"chatcmpl-x\",\"choi", &session).is_err());
+        assert!(with_session_object(b"[1]", &session).is_err());
+        assert!(with_session_object(b"", &session).is_err());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_guard_wakes_the_session() {
+        let (guard, gone) = client_link();
+        drop(guard);
+        gone.await;
+    }
+}

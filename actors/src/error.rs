@@ -1,0 +1,182 @@
+//! Everything that can go wrong with a request, as the actors see it.
+//!
+//! The HTTP layer maps each variant to a status and OpenAI's error shape in one
+//! `match`; the actors never think in HTTP statuses. [`GatewayError::detail`]
+//! is the sanitized form that goes into phase events and logs: it never holds
+//! provider-supplied text (which may quote a prompt) or an API key.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Who or what cancelled a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The client closed its connection.
+    ClientGone,
+    /// An operator sent `DELETE /admin/sessions/{id}`.
+    Operator,
+    /// The daemon's drain deadline passed while the session was still live.
+    Shutdown,
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CancelReason::ClientGone => "client disconnected",
+            CancelReason::Operator => "cancelled by an operator",
+            CancelReason::Shutdown => "cancelled by the daemon's shutdown",
+        })
+    }
+}
+
+/// Why a request could not be answered.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The request itself is wrong (malformed JSON, a missing field).
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong, for the caller.
+        message: String,
+        /// The offending field, when there is one.
+        param: Option<&'static str>,
+    },
+    /// The body is larger than `max_body_bytes`.
+    #[error("request body is larger than the limit of {limit} bytes (server.max_body_bytes)")]
+    BodyTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The model names no configured provider, or a model that provider lacks.
+    #[error("{0}")]
+    UnknownModel(String),
+    /// The daemon is draining and takes no new work.
+    #[error("the daemon is shutting down and takes no new requests")]
+    Draining {
+        /// When a client may try again (a restarted daemon will be up by then).
+        retry_after: Duration,
+    },
+    /// Too many live sessions already.
+    #[error("too many live sessions ({limit}); try again shortly")]
+    Overloaded {
+        /// The limit that was reached (`sessions.max_live`).
+        limit: usize,
+        /// When a client may try again.
+        retry_after: Duration,
+    },
+    /// The provider needs an API key and its environment variable is unset.
+    #[error("provider `{provider}` has no API key: set the environment variable {var}")]
+    MissingApiKey {
+        /// The provider's configured name.
+        provider: String,
+        /// The environment variable that should hold the key.
+        var: String,
+    },
+    /// The provider answered with an error status.
+    #[error("provider `{provider}` answered HTTP {status}: {message}")]
+    ProviderStatus {
+        /// The provider's configured name.
+        provider: String,
+        /// The HTTP status it sent.
+        status: u16,
+        /// Its error message, shortened; for the caller only, never logged.
+        message: String,
+        /// Its error `type` or `code`, when it sent one: safe to log.
+        code: Option<String>,
+    },
+    /// The provider could not be reached, or the connection broke.
+    #[error("provider `{provider}` failed: {reason}")]
+    ProviderFailed {
+        /// The provider's configured name.
+        provider: String,
+        /// What went wrong (our words, not the provider's).
+        reason: String,
+    },
+    /// A deadline passed before the answer was complete.
+    #[error("the {which} deadline of {timeout_ms} ms passed")]
+    Timeout {
+        /// Which deadline (`total`, later `first_token`, `idle`, ...).
+        which: &'static str,
+        /// Its length.
+        timeout_ms: u64,
+    },
+    /// The session was cancelled before it could answer.
+    #[error("the session was {0}")]
+    Cancelled(CancelReason),
+    /// An admin request named a session that is not live (or not known).
+    #[error("no session {0}")]
+    SessionNotFound(String),
+    /// A fault in the daemon itself.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// A `BadRequest` about `param`.
+    pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            param,
+        }
+    }
+
+    /// The sanitized text for phase events and logs: no provider text, no keys.
+    pub fn detail(&self) -> String {
+        match self {
+            GatewayError::ProviderStatus {
+                status,
+                code: Some(code),
+                ..
+            } => format!("provider answered HTTP {status} ({code})"),
+            GatewayError::ProviderStatus { status, .. } => {
+                format!("provider answered HTTP {status}")
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// When the client may retry, for errors where waiting helps.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            GatewayError::Draining { retry_after }
+            | GatewayError::Overloaded { retry_after, .. } => Some(*retry_after),
+            GatewayError::Cancelled(CancelReason::Shutdown) => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+}
+
+/// Shortens provider-supplied text to at most `max` bytes on a char boundary.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_text_stays_out_of_the_detail() {
+        let err = GatewayError::ProviderStatus {
+            provider: "kimi".into(),
+            status: 400,
+            message: "your prompt 'secret plans' was refused".into(),
+            code: Some("content_filter".into()),
+        };
+        assert!(err.to_string().contains("secret plans"));
+        assert!(!err.detail().contains("secret plans"));
+        assert!(err.detail().contains("400"));
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h…");
+        assert_eq!(truncate("short", 10), "short");
+    }
+}

@@ -1,0 +1,190 @@
+//! A chat-completion request, read just enough to route it.
+//!
+//! The daemon needs two fields of the caller's JSON: `model` (to route) and
+//! `stream`. It checks that `messages` is there and leaves every other field
+//! untouched. Parsing borrows from the body instead of building a
+//! `serde_json::Value` tree, and the upstream body is the caller's bytes with
+//! only the `model` string replaced — the hot path reads each byte once.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::GatewayError;
+
+/// The fields the daemon looks at; serde skips the rest without allocating.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow)]
+    messages: Option<&'a RawValue>,
+    stream: Option<bool>,
+}
+
+/// A validated request: the caller's body and where its `model` value sits.
+#[derive(Clone, Debug)]
+pub struct ChatRequest {
+    /// The caller's bytes, unchanged.
+    body: Bytes,
+    /// Byte range of the `model` JSON string (quotes included) in `body`.
+    model_span: Range<usize>,
+    /// The requested model, `<provider>/<model>` or an alias.
+    model: String,
+    /// Whether the caller asked for server-sent events.
+    stream: bool,
+}
+
+impl ChatRequest {
+    /// Validates `body`: a JSON object with a string `model` and an array `messages`.
+    pub fn parse(body: Bytes) -> Result<Self, GatewayError> {
+        let probe: Probe<'_> = serde_json::from_slice(&body).map_err(|err| {
+            GatewayError::bad_request(format!("request body is not valid JSON: {err}"), None)
+        })?;
+        let raw_model = probe.model.ok_or_else(|| {
+            GatewayError::bad_request("missing required field `model`", Some("model"))
+        })?;
+        let model: Cow<'_, str> = serde_json::from_str(raw_model.get())
+            .map_err(|_| GatewayError::bad_request("`model` must be a string", Some("model")))?;
+        if model.is_empty() {
+            return Err(GatewayError::bad_request(
+                "`model` may not be empty",
+                Some("model"),
+            ));
+        }
+        match probe.messages {
+            None => {
+                return Err(GatewayError::bad_request(
+                    "missing required field `messages`",
+                    Some("messages"),
+                ));
+            }
+            Some(raw) if !raw.get().starts_with('[') => {
+                return Err(GatewayError::bad_request(
+                    "`messages` must be an array",
+                    Some("messages"),
+                ));
+            }
+            Some(_) => {}
+        }
+        let start = raw_model.get().as_ptr() as usize - body.as_ptr() as usize;
+        let model_span = start..start + raw_model.get().len();
+        let model = model.into_owned();
+        let stream = probe.stream.unwrap_or(false);
+        Ok(Self {
+            body,
+            model_span,
+            model,
+            stream,
+        })
+    }
+
+    /// The requested model as the caller wrote it.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Whether the caller asked for a stream.
+    pub fn stream(&self) -> bool {
+        self.stream
+    }
+
+    /// The caller's body, unchanged.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// `<provider>/<model>` split at the first `/`; `None` without a `/`.
+    pub fn provider_and_model(&self) -> Option<(&str, &str)> {
+        self.model
+            .split_once('/')
+            .filter(|(provider, model)| !provider.is_empty() && !model.is_empty())
+    }
+
+    /// The body to send upstream: the caller's bytes with `model` replaced.
+    pub fn upstream_body(&self, upstream_model: &str) -> Bytes {
+        let quoted = serde_json::to_string(upstream_model).unwrap_or_else(|_| "\"\"".into());
+        let mut out = BytesMut::with_capacity(self.body.len() + quoted.len());
+        out.extend_from_slice(&self.body[..self.model_span.start]);
+        out.extend_from_slice(quoted.as_bytes());
+        out.extend_from_slice(&self.body[self.model_span.end..]);
+        out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ChatRequest, GatewayError> {
+        ChatRequest::parse(Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    #[test]
+    fn only_the_model_changes_upstream() {
+        let text = r#"{"temperature":0.5, "model" : "kimi/kimi-k2" ,"messages":[{"role":"user","content":"hi"}],"stream":true,"x":{"model":"keep"}}"#;
+        let request = parse(text).unwrap();
+        assert_eq!(request.model(), "kimi/kimi-k2");
+        assert_eq!(request.provider_and_model(), Some(("kimi", "kimi-k2")));
+        assert!(request.stream());
+        let upstream = request.upstream_body("kimi-k2");
+        assert_eq!(
+            std::str::from_utf8(&upstream).unwrap(),
+            text.replace("\"kimi/kimi-k2\"", "\"kimi-k2\"")
+        );
+    }
+
+    #[test]
+    fn escaped_model_names_are_read_and_written_as_json() {
+        let request = parse(r#"{"model":"mock\/ec\"ho","messages":[]}"#).unwrap();
+        assert_eq!(request.provider_and_model(), Some(("mock", "ec\"ho")));
+        let upstream: serde_json::Value =
+            serde_json::from_slice(&request.upstream_body("ec\"ho")).unwrap();
+        assert_eq!(upstream["model"], "ec\"ho");
+    }
+
+    #[test]
+    fn bad_bodies_name_what_is_wrong() {
+        let param = |text: &str| match parse(text) {
+            Err(GatewayError::BadRequest { param, .. }) => param,
+            other => panic!("expected a bad request, got {other:?}"),
+        };
+        assert_eq!(param("{not json"), None);
+        assert_eq!(param("[1,2]"), None);
+        assert_eq!(param(r#"{"messages":[]}"#), Some("model"));
+        assert_eq!(param(r#"{"model":7,"messages":[]}"#), Some("model"));
+        assert_eq!(param(r#"{"model":"","messages":[]}"#), Some("model"));
+        assert_eq!(param(r#"{"model":"a/b"}"#), Some("messages"));
+        assert_eq!(
+            param(r#"{"model":"a/b","messages":"hi"}"#),
+            Some("messages")
+        );
+        assert_eq!(
+            param(r#"{"model":"a/b","messages":[],"stream":"yes"}"#),
+            None
+        );
+        assert_eq!(
+            param(r#"{"model":"a/b","model":"c/d","messages":[]}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn a_model_without_a_provider_does_not_route() {
+        assert_eq!(
+            parse(r#"{"model":"gpt-4","messages":[]}"#)
+                .unwrap()
+                .provider_and_model(),
+            None
+        );
+        assert_eq!(
+            parse(r#"{"model":"/x","messages":[]}"#)
+                .unwrap()
+                .provider_and_model(),
+            None
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! The shutdown actor: the drain protocol.
+//!
+//! On SIGTERM, SIGINT or [`Drain`] (from `POST /admin/drain`) it tells the
+//! supervisor to stop admitting, waits until no session is live or
+//! `drain_timeout_ms` has passed, cancels whatever is left (a second signal
+//! cancels at once), flushes the lifecycle logger, and then hands a
+//! [`DrainReport`] to whoever started the system — the daemon, which closes
+//! its socket and exits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures_util::stream;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, oneshot};
+
+use crate::error::CancelReason;
+use crate::lifecycle::{Flush, LifecycleLogger};
+use crate::settings::ShutdownSettings;
+use crate::supervisor::{BeginDrain, CancelAll, Supervisor, WaitIdle};
+
+/// Begins a graceful shutdown; answers whether this call began it.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Drain(pub DrainReason);
+
+/// A signal the daemon was sent.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Signal(&'static str);
+
+/// Why the daemon is draining.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrainReason {
+    /// A signal, by name (`SIGTERM`).
+    Signal(&'static str),
+    /// `POST /admin/drain`.
+    Operator,
+}
+
+/// How the drain went, for the daemon's last log line.
+#[derive(Clone, Debug)]
+pub struct DrainReport {
+    /// What started it.
+    pub reason: DrainReason,
+    /// Sessions live when it began.
+    pub live_at_start: usize,
+    /// Sessions cancelled because the deadline passed (or a second signal came).
+    pub cancelled: usize,
+    /// How long the drain took.
+    pub took: Duration,
+}
+
+/// After cancelling, how long to wait for sessions to report their end. They
+/// stop within a turn of the event loop; this only bounds a pathological case.
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs the drain protocol once.
+pub struct Shutdown {
+    /// The drain deadline.
+    settings: ShutdownSettings,
+    /// Stops admitting, reports idleness, cancels.
+    supervisor: Addr<Supervisor>,
+    /// Flushed last.
+    logger: Addr<LifecycleLogger>,
+    /// Where the report goes; taken when the drain ends.
+    on_drained: Option<oneshot::Sender<DrainReport>>,
+    /// Set once a drain has begun.
+    draining: bool,
+    /// Wakes a running drain to cancel everything now (second signal).
+    force: Arc<Notify>,
+}
+
+impl Shutdown {
+    /// A shutdown actor that reports to `on_drained`.
+    pub fn new(
+        settings: ShutdownSettings,
+        supervisor: Addr<Supervisor>,
+        logger: Addr<LifecycleLogger>,
+        on_drained: oneshot::Sender<DrainReport>,
+    ) -> Self {
+        Self {
+            settings,
+            supervisor,
+            logger,
+            on_drained: Some(on_drained),
+            draining: false,
+            force: Arc::new(Notify::new()),
+        }
+    }
+
+    fn begin(&mut self, reason: DrainReason, ctx: &mut Context<Self>) -> bool {
+        if std::mem::replace(&mut self.draining, true) {
+            return false;
+        }
+        tracing::info!(
+            ?reason,
+            timeout_ms = self.settings.drain_timeout_ms,
+            "draining"
+        );
+        let run = drain(
+            reason,
+            self.supervisor.clone(),
+            self.logger.clone(),
+            self.settings.drain_timeout(),
+            self.force.clone(),
+        );
+        ctx.spawn(run.into_actor(self).map(|report, act, _| {
+            if let Some(tx) = act.on_drained.take() {
+                let _ = tx.send(report);
+            }
+        }));
+        true
+    }
+
+    fn listen_for_signals(&mut self, ctx: &mut Context<Self>) {
+        for (kind, name) in [
+            (SignalKind::terminate(), "SIGTERM"),
+            (SignalKind::interrupt(), "SIGINT"),
+        ] {
+            match signal(kind) {
+                Ok(mut signals) => {
+                    let signals = stream::poll_fn(move |cx| {
+                        signals.poll_recv(cx).map(|got| got.map(|()| Signal(name)))
+                    });
+                    ctx.add_message_stream(signals);
+                }
+                Err(err) => tracing::warn!(signal = name, %err, "cannot listen for signal"),
+            }
+        }
+    }
+}
+
+/// The protocol itself, outside the actor so its mailbox stays free.
+async fn drain(
+    reason: DrainReason,
+    supervisor: Addr<Supervisor>,
+    logger: Addr<LifecycleLogger>,
+    timeout: Duration,
+    force: Arc<Notify>,
+) -> DrainReport {
+    let began = Instant::now();
+    let live_at_start = supervisor.send(BeginDrain).await.unwrap_or(0);
+    let finished = tokio::select! {
+        _ = supervisor.send(WaitIdle) => true,
+        _ = tokio::time::sleep(timeout) => false,
+        _ = force.notified() => false,
+    };
+    let mut cancelled = 0;
+    if !finished {
+        cancelled = supervisor
+            .send(CancelAll(CancelReason::Shutdown))
+            .await
+            .unwrap_or(0);
+        let _ = tokio::time::timeout(CANCEL_GRACE, supervisor.send(WaitIdle)).await;
+    }
+    let _ = logger.send(Flush).await;
+    DrainReport {
+        reason,
+        live_at_start,
+        cancelled,
+        took: began.elapsed(),
+    }
+}
+
+impl Actor for Shutdown {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.listen_for_signals(ctx);
+    }
+}
+
+impl Handler<Drain> for Shutdown {
+    type Result = bool;
+
+    fn handle(&mut self, Drain(reason): Drain, ctx: &mut Self::Context) -> bool {
+        self.begin(reason, ctx)
+    }
+}
+
+impl Handler<Signal> for Shutdown {
+    type Result = ();
+
+    fn handle(&mut self, Signal(name): Signal, ctx: &mut Self::Context) {
+        if !self.begin(DrainReason::Signal(name), ctx) {
+            tracing::warn!(signal = name, "second signal: cancelling live sessions now");
+            self.force.notify_one();
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Starting the actor system: providers, logger, supervisor, shutdown.
+//!
+//! All of them start on the arbiter of the calling thread. The daemon calls
+//! [`ActorSystem::start`] on the thread that serves HTTP, so a request's path —
+//! handler, supervisor, session, provider call, answer — never crosses a
+//! thread: every hop between threads costs a wake-up.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::lifecycle::LifecycleLogger;
+use crate::provider::Provider;
+use crate::settings::ActorSettings;
+use crate::shutdown::{DrainReport, Shutdown};
+use crate::supervisor::Supervisor;
+
+/// Addresses of the running actors the daemon talks to.
+#[derive(Clone)]
+pub struct ActorSystem {
+    /// Requests and admin messages.
+    pub supervisor: Addr<Supervisor>,
+    /// `POST /admin/drain`.
+    pub shutdown: Addr<Shutdown>,
+}
+
+impl ActorSystem {
+    /// Starts every actor on the current arbiter. `on_drained` receives the
+    /// report when a drain has finished; the caller then stops serving.
+    pub fn start(
+        settings: &ActorSettings,
+        on_drained: oneshot::Sender<DrainReport>,
+    ) -> Result<Self, String> {
+        let logger = LifecycleLogger::new(settings.lifecycle.clone()).start();
+        let mut providers = HashMap::new();
+        for (name, provider) in &settings.providers {
+            let actor = Provider::new(name, provider)?;
+            providers.insert(name.clone(), actor.start());
+        }
+        let supervisor = Supervisor::new(settings, providers, logger.clone()).start();
+        let shutdown = Shutdown::new(
+            settings.shutdown.clone(),
+            supervisor.clone(),
+            logger,
+            on_drained,
+        )
+        .start();
+        Ok(Self {
+            supervisor,
+            shutdown,
+        })
+    }
+}
