@@ -22,9 +22,9 @@ pub enum CancelReason {
 impl fmt::Display for CancelReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            CancelReason::ClientGone => "client disconnected",
-            CancelReason::Operator => "cancelled by an operator",
-            CancelReason::Shutdown => "cancelled by the daemon's shutdown",
+            CancelReason::ClientGone => "the client disconnected",
+            CancelReason::Operator => "an operator cancelled it",
+            CancelReason::Shutdown => "the daemon is shutting down",
         })
     }
 }
@@ -100,7 +100,7 @@ pub enum GatewayError {
         timeout_ms: u64,
     },
     /// The session was cancelled before it could answer.
-    #[error("the session was {0}")]
+    #[error("session cancelled: {0}")]
     Cancelled(CancelReason),
     /// An admin request named a session that is not live (or not known).
     #[error("no session {0}")]

@@ -6,7 +6,7 @@
 //! model, draining, too many live sessions), and starts one [`Session`] per
 //! admitted request. Sessions tell it when they end ([`SessionEnded`]).
 //! Operators reach live sessions through it ([`ListSessions`], [`GetSession`],
-//! [`CancelSession`]); the shutdown actor drains through it ([`BeginDrain`],
+//! [`CancelSession`], [`GetStatus`]); the shutdown actor drains through it ([`BeginDrain`],
 //! [`WaitIdle`], [`CancelAll`]).
 //!
 //! Admission control (queues, per-provider limits, rate limits) goes in
@@ -84,6 +84,20 @@ pub struct WaitIdle;
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct CancelAll(pub CancelReason);
+
+/// Asks how many sessions are live and whether the daemon is draining.
+#[derive(Message)]
+#[rtype(result = "Status")]
+pub struct GetStatus;
+
+/// The supervisor's state, for health checks.
+#[derive(Clone, Copy, Debug, MessageResponse)]
+pub struct Status {
+    /// Sessions live now.
+    pub live: usize,
+    /// Whether new requests are refused.
+    pub draining: bool,
+}
 
 /// How long a client refused for overload or drain should wait. One second:
 /// long enough for sessions to finish or a restarted daemon to come up.
@@ -339,6 +353,17 @@ impl Handler<BeginDrain> for Supervisor {
     fn handle(&mut self, _: BeginDrain, _: &mut Self::Context) -> usize {
         self.draining = true;
         self.live.len()
+    }
+}
+
+impl Handler<GetStatus> for Supervisor {
+    type Result = Status;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Self::Context) -> Status {
+        Status {
+            live: self.live.len(),
+            draining: self.draining,
+        }
     }
 }
 

@@ -26,6 +26,15 @@ pub struct ActorSystem {
 }
 
 impl ActorSystem {
+    /// Builds every provider once and drops it, so bad provider settings
+    /// (a client that cannot be built) stop the daemon before it serves.
+    pub fn check(settings: &ActorSettings) -> Result<(), String> {
+        for (name, provider) in &settings.providers {
+            Provider::new(name, provider)?;
+        }
+        Ok(())
+    }
+
     /// Starts every actor on the current arbiter. `on_drained` receives the
     /// report when a drain has finished; the caller then stops serving.
     pub fn start(

@@ -1,0 +1,19 @@
+//! Switchboard, the daemon: many programs on one machine use LLM providers at
+//! once through one local Unix socket, and no request holds up another.
+//!
+//! This crate turns HTTP into messages for the actor system
+//! (`switchboard_actors`) and its answers back into HTTP, and nothing more.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line (`serve` and the client commands).
+//! - [`settings`]: `settings.toml` + `SWITCHBOARD__*` variables, validated.
+//! - [`logging`]: `tracing` output, JSON or readable.
+//! - [`server`]: the socket, the HTTP server, routes, the error mapping.
+//! - [`client`]: the client commands, speaking HTTP over the socket.
+
+pub mod cli;
+pub mod client;
+pub mod logging;
+pub mod server;
+pub mod settings;

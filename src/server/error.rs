@@ -1,0 +1,129 @@
+//! The daemon's one error type on the wire: every actor error mapped to an
+//! HTTP status and OpenAI's error shape, in one `match`.
+//!
+//! `{"error":{"message","type","code","param"}}`, so OpenAI SDKs raise the
+//! right exception; `Retry-After` where waiting helps.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use bytes::Bytes;
+use switchboard_actors::{CancelReason, GatewayError};
+
+use super::ids::Ids;
+
+/// How an error looks on the wire.
+pub struct WireError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// OpenAI's `type`.
+    pub kind: &'static str,
+    /// A stable, machine-readable `code`.
+    pub code: &'static str,
+}
+
+/// The one mapping from actor errors to the wire.
+pub fn wire(error: &GatewayError) -> WireError {
+    use GatewayError as E;
+    let (status, kind, code) = match error {
+        E::BadRequest { .. } => (400, "invalid_request_error", "invalid_request"),
+        E::BodyTooLarge { .. } => (413, "invalid_request_error", "request_too_large"),
+        E::UnknownModel(_) => (404, "invalid_request_error", "model_not_found"),
+        E::SessionNotFound(_) => (404, "invalid_request_error", "session_not_found"),
+        E::Draining { .. } => (503, "server_error", "draining"),
+        E::Overloaded { .. } => (503, "server_error", "overloaded"),
+        E::MissingApiKey { .. } => (502, "authentication_error", "provider_api_key_missing"),
+        E::ProviderStatus { .. } => (502, "upstream_error", "provider_error"),
+        E::ProviderFailed { .. } => (502, "upstream_error", "provider_unavailable"),
+        E::Timeout { .. } => (504, "timeout_error", "timeout"),
+        E::Cancelled(CancelReason::Operator) => (503, "server_error", "session_cancelled"),
+        E::Cancelled(CancelReason::Shutdown) => (503, "server_error", "shutting_down"),
+        // Nobody is left to read it; 499 is what proxies log for this.
+        E::Cancelled(CancelReason::ClientGone) => (499, "server_error", "client_closed_request"),
+        E::Internal(_) => (500, "server_error", "internal_error"),
+    };
+    WireError {
+        status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        kind,
+        code,
+    }
+}
+
+/// The error body in OpenAI's shape.
+pub fn body(error: &GatewayError) -> Bytes {
+    let wire = wire(error);
+    let param = match error {
+        GatewayError::BadRequest { param, .. } => *param,
+        GatewayError::UnknownModel(_) => Some("model"),
+        _ => None,
+    };
+    let body = serde_json::json!({
+        "error": {
+            "message": error.to_string(),
+            "type": wire.kind,
+            "code": wire.code,
+            "param": param,
+        }
+    });
+    Bytes::from(body.to_string())
+}
+
+/// The full error answer, with the session's ids when there is a session.
+pub fn response(error: &GatewayError, ids: Option<&Ids>) -> HttpResponse {
+    let mut builder = HttpResponseBuilder::new(wire(error).status);
+    if let Some(ids) = ids {
+        ids.apply(&mut builder);
+    }
+    if let Some(after) = error.retry_after() {
+        let seconds = after.as_secs().max(1);
+        builder.insert_header((RETRY_AFTER, HeaderValue::from(seconds)));
+    }
+    if matches!(error, GatewayError::Cancelled(CancelReason::Operator)) {
+        // OpenAI SDKs retry 5xx unless told not to; an operator's cancel must stick.
+        builder.insert_header(("x-should-retry", "false"));
+    }
+    builder.content_type("application/json").body(body(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn statuses_follow_the_documented_table() {
+        let status = |e: GatewayError| wire(&e).status.as_u16();
+        assert_eq!(status(GatewayError::bad_request("x", None)), 400);
+        assert_eq!(status(GatewayError::BodyTooLarge { limit: 1 }), 413);
+        assert_eq!(status(GatewayError::UnknownModel("m".into())), 404);
+        assert_eq!(
+            status(GatewayError::Draining {
+                retry_after: Duration::from_secs(1)
+            }),
+            503
+        );
+        assert_eq!(
+            status(GatewayError::Timeout {
+                which: "total",
+                timeout_ms: 1
+            }),
+            504
+        );
+        let failed = GatewayError::ProviderFailed {
+            provider: "p".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(status(failed), 502);
+    }
+
+    #[test]
+    fn error_bodies_have_openais_shape() {
+        let value: serde_json::Value =
+            serde_json::from_slice(&body(&GatewayError::bad_request("no model", Some("model"))))
+                .unwrap();
+        assert_eq!(value["error"]["message"], "no model");
+        assert_eq!(value["error"]["type"], "invalid_request_error");
+        assert_eq!(value["error"]["code"], "invalid_request");
+        assert_eq!(value["error"]["param"], "model");
+    }
+}

@@ -1,0 +1,121 @@
+//! Admin endpoints on the same socket: list, inspect and cancel live
+//! sessions, and begin a drain. Answers carry ids, routes, phases and timings
+//! — never prompts or keys (the actors never record them).
+
+use std::time::SystemTime;
+
+use actix_web::{HttpResponse, web};
+use serde_json::{Value, json};
+use switchboard_actors::GatewayError;
+use switchboard_actors::ids::SessionId;
+use switchboard_actors::lifecycle::TimelineView;
+use switchboard_actors::meta::{SessionMeta, duration_ms};
+use switchboard_actors::shutdown::{Drain, DrainReason};
+use switchboard_actors::supervisor::{CancelSession, GetSession, ListSessions};
+
+use crate::server::AppState;
+use crate::server::error;
+
+/// `GET /admin/sessions`: live sessions, oldest first.
+pub async fn list(state: web::Data<AppState>) -> HttpResponse {
+    match state.actors.supervisor.send(ListSessions).await {
+        Ok(sessions) => {
+            let sessions: Vec<Value> = sessions.iter().map(|meta| summary(meta)).collect();
+            HttpResponse::Ok().json(json!({ "sessions": sessions }))
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+/// `GET /admin/sessions/{id}`: one session with its phases.
+pub async fn show(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let Some(id) = SessionId::parse(&path) else {
+        return not_found(&path);
+    };
+    match state.actors.supervisor.send(GetSession(id)).await {
+        Ok(Some((timeline, live))) => HttpResponse::Ok().json(detail(&timeline, live)),
+        Ok(None) => not_found(&path),
+        Err(_) => unavailable(),
+    }
+}
+
+/// `DELETE /admin/sessions/{id}`: cancel a live session.
+pub async fn cancel(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    let Some(id) = SessionId::parse(&path) else {
+        return not_found(&path);
+    };
+    match state.actors.supervisor.send(CancelSession(id)).await {
+        Ok(true) => HttpResponse::Accepted().json(json!({ "id": id, "cancelled": true })),
+        Ok(false) => not_found(&path),
+        Err(_) => unavailable(),
+    }
+}
+
+/// `POST /admin/drain`: begin a graceful shutdown.
+pub async fn drain(state: web::Data<AppState>) -> HttpResponse {
+    match state
+        .actors
+        .shutdown
+        .send(Drain(DrainReason::Operator))
+        .await
+    {
+        Ok(began) => HttpResponse::Accepted().json(json!({ "draining": true, "began": began })),
+        Err(_) => unavailable(),
+    }
+}
+
+fn summary(meta: &SessionMeta) -> Value {
+    json!({
+        "id": meta.id,
+        "request_id": meta.request_id,
+        "provider": &*meta.provider,
+        "model": &*meta.model,
+        "phase": meta.phase.get(),
+        "age_ms": meta.age_ms(),
+        "stream": meta.stream,
+        "client": meta.peer,
+    })
+}
+
+fn detail(timeline: &TimelineView, live: bool) -> Value {
+    let mut value = summary(&timeline.meta);
+    let phases: Vec<Value> = timeline
+        .events
+        .iter()
+        .map(|event| {
+            json!({
+                "phase": event.phase,
+                "at": rfc3339(event.wall),
+                "elapsed_ms": (event.elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                "attempt": event.attempt,
+                "detail": event.detail.as_deref(),
+            })
+        })
+        .collect();
+    value["live"] = json!(live);
+    value["received_at"] = json!(rfc3339(timeline.meta.received_wall));
+    if !live {
+        // A finished session's age is its duration, not time since.
+        let last = timeline.events.last().map(|e| duration_ms(e.elapsed));
+        value["age_ms"] = json!(last);
+    }
+    value["phases"] = json!(phases);
+    value["dropped_events"] = json!(timeline.dropped_events);
+    value
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+fn not_found(id: &str) -> HttpResponse {
+    let shown: String = id.chars().take(64).collect();
+    error::response(&GatewayError::SessionNotFound(shown), None)
+}
+
+fn unavailable() -> HttpResponse {
+    error::response(
+        &GatewayError::Internal("the actor system is not running".into()),
+        None,
+    )
+}

@@ -1,0 +1,139 @@
+//! `POST /v1/chat/completions`: one HTTP request becomes one `Submit`, and the
+//! session's answer becomes the HTTP answer — JSON, or server-sent events
+//! relayed item by item.
+//!
+//! The handler holds the [`ClientGuard`] while it waits, and a streamed body
+//! holds it while it streams: when the connection goes away actix drops them
+//! (the server runs with `h1_allow_half_closed(false)`, so a client's EOF ends
+//! the connection at once), and the session cancels its upstream call.
+
+use std::convert::Infallible;
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt, stream};
+use switchboard_actors::GatewayError;
+use switchboard_actors::answer::{Answer, ClientGuard, StreamItem, client_link};
+use switchboard_actors::ids::RequestId;
+use switchboard_actors::meta::{Peer, Received};
+use switchboard_actors::request::ChatRequest;
+use switchboard_actors::supervisor::{Refused, Submit};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::server::AppState;
+use crate::server::error;
+use crate::server::ids::Ids;
+
+/// The chat-completions endpoint.
+pub async fn chat_completions(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok());
+    let peer = req.conn_data::<Peer>().copied();
+    let received = Received::now(RequestId::from_client_or_generate(request_id), peer);
+    let ids = Ids::of(&received);
+    let request = match read_body(&req, payload, state.max_body_bytes).await {
+        Ok(body) => ChatRequest::parse(body),
+        Err(error) => Err(error),
+    };
+    let request = match request {
+        Ok(request) => request,
+        Err(error) => {
+            let response = error::response(&error, Some(&ids));
+            state.actors.supervisor.do_send(Refused { received, error });
+            return response;
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    let (guard, gone) = client_link();
+    state.actors.supervisor.do_send(Submit {
+        received,
+        request,
+        reply,
+        gone,
+    });
+    match answer.await {
+        Ok(Ok(Answer::Complete(body))) => {
+            let mut builder = HttpResponse::Ok();
+            ids.apply(&mut builder);
+            builder.content_type("application/json").body(body)
+        }
+        Ok(Ok(Answer::Stream(items))) => {
+            let mut builder = HttpResponse::Ok();
+            ids.apply(&mut builder);
+            builder
+                .insert_header((CONTENT_TYPE, "text/event-stream"))
+                .insert_header((CACHE_CONTROL, "no-cache"))
+                .streaming(sse(items, guard))
+        }
+        Ok(Err(error)) => error::response(&error, Some(&ids)),
+        Err(_) => {
+            let error = GatewayError::Internal("the session ended without an answer".into());
+            error::response(&error, Some(&ids))
+        }
+    }
+}
+
+/// Reads the body, refusing more than `limit` bytes (at once when the
+/// `Content-Length` says so).
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|err| {
+            GatewayError::bad_request(format!("could not read the request body: {err}"), None)
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(GatewayError::BodyTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The SSE body: each payload as `data: …`, then `data: [DONE]`, or an error
+/// event in OpenAI's shape (and no `[DONE]`) when the stream failed.
+fn sse(
+    items: mpsc::Receiver<StreamItem>,
+    guard: ClientGuard,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    stream::unfold(Some((items, guard)), |state| async move {
+        let (mut items, guard) = state?;
+        let (frame, more) = match items.recv().await {
+            Some(StreamItem::Data(data)) => (frame(&data), true),
+            Some(StreamItem::Done) => (Bytes::from_static(b"data: [DONE]\n\n"), false),
+            Some(StreamItem::Failed(error)) => (error_frame(&error), false),
+            None => return None,
+        };
+        Some((Ok(frame), more.then_some((items, guard))))
+    })
+}
+
+fn frame(data: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(data.len() + 8);
+    frame.extend_from_slice(b"data: ");
+    frame.extend_from_slice(data);
+    frame.extend_from_slice(b"\n\n");
+    frame.freeze()
+}
+
+fn error_frame(error: &GatewayError) -> Bytes {
+    frame(&error::body(error))
+}

@@ -1,0 +1,67 @@
+//! The routes, and the OpenAI-shaped answers for paths and methods that are
+//! not routes.
+
+mod admin;
+mod chat;
+mod health;
+pub mod models;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use switchboard_actors::GatewayError;
+
+use crate::server::error;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/chat/completions")
+            .post(chat::chat_completions)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::resource("/v1/models")
+            .get(models::list)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::resource("/admin/sessions")
+            .get(admin::list)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::resource("/admin/sessions/{id}")
+            .get(admin::show)
+            .delete(admin::cancel)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::resource("/admin/drain")
+            .post(admin::drain)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::resource("/healthz")
+            .get(health::healthz)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::resource("/readyz")
+            .get(health::readyz)
+            .to(method_not_allowed),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let message = format!("no route for {} {}", req.method(), req.path());
+    let mut response = error::response(&GatewayError::bad_request(message, None), None);
+    *response.status_mut() = actix_web::http::StatusCode::NOT_FOUND;
+    response
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let message = format!("{} is not allowed on {}", req.method(), req.path());
+    let mut response = error::response(&GatewayError::bad_request(message, None), None);
+    *response.status_mut() = actix_web::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}

@@ -1,0 +1,35 @@
+//! `GET /v1/models`: the configured `<provider>/<model>` names in OpenAI's
+//! list shape. Built once at start: settings do not change while running.
+
+use actix_web::{HttpResponse, web};
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::server::AppState;
+use crate::settings::Settings;
+
+/// The list, encoded once.
+pub fn catalogue(settings: &Settings) -> Bytes {
+    let data: Vec<_> = settings
+        .providers
+        .iter()
+        .flat_map(|(provider, config)| {
+            config.models.iter().map(move |model| {
+                json!({
+                    "id": format!("{provider}/{}", model.settings().name),
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": provider,
+                })
+            })
+        })
+        .collect();
+    Bytes::from(json!({ "object": "list", "data": data }).to_string())
+}
+
+/// The endpoint.
+pub async fn list(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.models.clone())
+}

@@ -1,0 +1,201 @@
+//! The daemon's settings: `settings.toml` (or `--config PATH`), then
+//! `SWITCHBOARD__SECTION__KEY` environment variables on top.
+//!
+//! Without `--config` the daemon uses the `settings.toml` of this repository,
+//! compiled in, so a fresh install runs with the documented defaults. With
+//! `--config PATH` only that file is read (keys it leaves out take the
+//! defaults in code). The actors' sections are handed to them as plain
+//! structs; `[server]` stays here. An invalid setting stops the daemon at start
+//! with a message naming the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Deserializer};
+use switchboard_actors::settings::{
+    ActorSettings, LifecycleSettings, ProviderSettings, SessionSettings, ShutdownSettings,
+};
+
+/// The defaults, as documented in the repository's `settings.toml`.
+pub const DEFAULT_SETTINGS: &str = include_str!("../settings.toml");
+
+/// Everything the daemon is configured with.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The socket and the HTTP server.
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// Session deadlines and limits.
+    #[serde(default)]
+    pub sessions: SessionSettings,
+    /// What the lifecycle logger keeps.
+    #[serde(default)]
+    pub lifecycle: LifecycleSettings,
+    /// The drain protocol.
+    #[serde(default)]
+    pub shutdown: ShutdownSettings,
+    /// Providers by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSettings>,
+}
+
+/// The socket and the HTTP server on it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Socket path; unset means [`default_socket_path`].
+    pub socket: Option<PathBuf>,
+    /// Permissions of the socket file. Only the owner by default: whoever can
+    /// connect can spend the owner's provider quota.
+    #[serde(deserialize_with = "octal_mode")]
+    pub socket_mode: u32,
+    /// Largest request body accepted; larger ones get 413. 4 MiB holds a
+    /// 1M-character context, which no configured model exceeds.
+    pub max_body_bytes: usize,
+    /// HTTP worker threads. One serves everything on the actors' own thread
+    /// (no cross-thread hop per request); more add hops, use them only when
+    /// one core is saturated by HTTP parsing alone.
+    pub workers: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            socket: None,
+            socket_mode: 0o600,
+            max_body_bytes: 4 * 1024 * 1024,
+            workers: 1,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The socket path in force.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket.clone().unwrap_or_else(default_socket_path)
+    }
+}
+
+/// `$XDG_RUNTIME_DIR/switchboard.sock`, else `/tmp/switchboard-<uid>.sock`.
+pub fn default_socket_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => Path::new(&dir).join("switchboard.sock"),
+        // SAFETY: getuid has no preconditions and cannot fail.
+        _ => PathBuf::from(format!("/tmp/switchboard-{}.sock", unsafe {
+            libc::getuid()
+        })),
+    }
+}
+
+/// Reads a mode written as an octal string (`"0600"`) or as an integer whose
+/// digits are octal (`600`, as an environment variable arrives).
+fn octal_mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Mode {
+        Text(String),
+        Number(u64),
+    }
+    let digits = match Mode::deserialize(deserializer)? {
+        Mode::Text(text) => text,
+        Mode::Number(number) => number.to_string(),
+    };
+    let digits = digits.trim_start_matches("0o");
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o777)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "socket_mode `{digits}` is not an octal file mode like \"0600\""
+            ))
+        })
+}
+
+impl Settings {
+    /// Reads the settings: `path` or the defaults, then the environment.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        use config::{Config, Environment, File, FileFormat};
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the settings file {}", path.display()))?,
+            None => DEFAULT_SETTINGS.to_owned(),
+        };
+        let file = File::from_str(&text, FileFormat::Toml);
+        let env = Environment::with_prefix("SWITCHBOARD")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true);
+        let source = match path {
+            Some(path) => path.display().to_string(),
+            None => "the built-in settings.toml".into(),
+        };
+        let settings: Settings = Config::builder()
+            .add_source(file)
+            .add_source(env)
+            .build()
+            .and_then(Config::try_deserialize)
+            .with_context(|| {
+                format!("invalid settings (from {source} and SWITCHBOARD__* variables)")
+            })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.server.max_body_bytes == 0 {
+            bail!("invalid settings: server.max_body_bytes must be greater than 0");
+        }
+        if self.server.workers == 0 {
+            bail!("invalid settings: server.workers must be at least 1");
+        }
+        self.actors()
+            .validate()
+            .map_err(|message| anyhow::anyhow!("invalid settings: {message}"))
+    }
+
+    /// The actors' part, as they take it.
+    pub fn actors(&self) -> ActorSettings {
+        ActorSettings {
+            sessions: self.sessions.clone(),
+            lifecycle: self.lifecycle.clone(),
+            shutdown: self.shutdown.clone(),
+            providers: self.providers.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_settings_load_and_configure_three_providers() {
+        let settings = Settings::load(None).expect("defaults load");
+        let names: Vec<_> = settings.providers.keys().map(String::as_str).collect();
+        assert_eq!(names, ["glm", "kimi", "mock"]);
+        assert_eq!(settings.server.socket_mode, 0o600);
+    }
+
+    #[test]
+    fn socket_modes_are_octal() {
+        #[derive(Deserialize)]
+        struct M {
+            #[serde(deserialize_with = "octal_mode")]
+            m: u32,
+        }
+        let read = |text: &str| toml_value(text).map(|v: M| v.m);
+        assert_eq!(read("m = \"0660\"").unwrap(), 0o660);
+        assert_eq!(read("m = 600").unwrap(), 0o600);
+        assert!(read("m = 384").is_err());
+        assert!(read("m = \"rw\"").is_err());
+    }
+
+    fn toml_value<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, config::ConfigError> {
+        config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()
+    }
+}
