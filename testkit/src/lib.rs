@@ -1,1 +1,59 @@
-pub fn x(){}
+//! Test and benchmark support for Switchboard.
+//!
+//! Used by the root package's integration tests and by the load benchmark:
+//! - [`FakeProvider`]: an OpenAI-compatible chat-completions server on
+//!   loopback that misbehaves on demand ([`Behavior`]), with counters of
+//!   requests, connections and abandoned responses;
+//! - [`Daemon`] / [`DaemonBuilder`]: starts the real `switchboard` binary on a
+//!   temporary socket with a generated settings file;
+//! - [`client`]: raw Unix-socket HTTP helpers and an SSE reader, for tests
+//!   that must drop a connection at a precise moment or read events one by one.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use std::time::Duration;
+//! use switchboard_testkit::{Daemon, FakeProvider};
+//!
+//! let fake = FakeProvider::start().await;
+//! let daemon = Daemon::builder("target/debug/switchboard")
+//!     .provider("fake", &fake.base_url())
+//!     .provider_toml("fake", "timeout_ms = 500")
+//!     .env("FAKE_API_KEY", "sk-test-secret")
+//!     .start()
+//!     .await;
+//! let resp = daemon
+//!     .client()
+//!     .post(daemon.url("/v1/chat/completions"))
+//!     .body(r#"{"model":"fake/delay-1000","messages":[]}"#)
+//!     .send()
+//!     .await
+//!     .expect("request to the daemon");
+//! assert!(fake.wait_until("one upstream call", Duration::from_secs(1), |f| f.request_count() == 1).await);
+//! # drop(resp);
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod behavior;
+pub mod client;
+mod daemon;
+mod fake_provider;
+mod handler;
+mod launch;
+mod responses;
+mod settings;
+mod stats;
+
+pub use behavior::{Behavior, ParseBehaviorError};
+pub use client::{SseReader, raw_post, raw_request, read_head};
+pub use daemon::Daemon;
+pub use fake_provider::{FakeProvider, SeenRequest};
+pub use handler::BEHAVIOR_HEADER;
+pub use launch::DaemonBuilder;
+
+/// Locks a mutex, ignoring poisoning: a test that panicked while holding it
+/// must not turn every later observation into a second, misleading panic.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,159 @@
+//! Request routing and per-request behavior of the fake provider.
+//!
+//! Called by the fake provider's connection tasks (`fake_provider.rs`) once
+//! per HTTP request; picks a [`Behavior`] (header, then model, then default),
+//! records the request, and builds the response with `responses.rs`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::Value;
+
+use crate::behavior::Behavior;
+use crate::fake_provider::{SeenRequest, Shared};
+use crate::responses::{self, DEFAULT_CHUNK_INTERVAL, FakeBody, ReplyMeta, SseScript, StreamEnd};
+use crate::stats::RequestGuard;
+
+/// The request header that overrides the behavior named by the model.
+pub const BEHAVIOR_HEADER: &str = "x-fake-behavior";
+
+/// Content chunks sent when an instant/delay/slowheaders reply is streamed.
+const DEFAULT_STREAM_CHUNKS: usize = 3;
+
+/// Routes one request: chat completions, the model list, or a 404.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<FakeBody>, Infallible> {
+    let path = req.uri().path();
+    let resp = if path.ends_with("/chat/completions") && req.method() == Method::POST {
+        chat(shared, req).await
+    } else if path.ends_with("/models") && req.method() == Method::GET {
+        responses::models()
+    } else {
+        let message = format!("fake provider: no route for {} {path}", req.method());
+        responses::client_error(StatusCode::NOT_FOUND, &message)
+    };
+    Ok(resp)
+}
+
+/// Handles one chat-completion request end to end.
+async fn chat(shared: Arc<Shared>, req: Request<Incoming>) -> Response<FakeBody> {
+    let at = Instant::now();
+    let mut guard = RequestGuard::start(&shared.stats);
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        // The client went away mid-body; nobody reads this response and the
+        // guard, dropped incomplete, counts the request as abandoned.
+        Err(_) => return responses::client_error(StatusCode::BAD_REQUEST, "request body failed"),
+    };
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    shared.record(|| seen_request(&parts, &json, at));
+    let model = json.get("model").and_then(Value::as_str).unwrap_or("");
+    let behavior = match choose(&shared, &parts, model) {
+        Ok(b) => b,
+        Err(message) => {
+            guard.complete();
+            return responses::client_error(StatusCode::BAD_REQUEST, &message);
+        }
+    };
+    let wants_stream = json.get("stream").and_then(Value::as_bool) == Some(true);
+    let meta = ReplyMeta::new(shared.next_seq(), model);
+    respond(behavior, wants_stream, meta, &json, guard).await
+}
+
+/// Picks the behavior: the override header if present, else the model name,
+/// else the provider's current default. An unparseable header is an error
+/// (it is always a typo in a test).
+fn choose(shared: &Shared, parts: &Parts, model: &str) -> Result<Behavior, String> {
+    if let Some(value) = parts.headers.get(BEHAVIOR_HEADER) {
+        let text = value
+            .to_str()
+            .map_err(|_| format!("{BEHAVIOR_HEADER} is not ASCII"))?;
+        return text.parse().map_err(|e| format!("fake provider: {e}"));
+    }
+    Ok(Behavior::from_model(model).unwrap_or_else(|| shared.default_behavior()))
+}
+
+/// What the provider remembers of a request for [`crate::FakeProvider::requests`].
+fn seen_request(parts: &Parts, json: &Value, at: Instant) -> SeenRequest {
+    let authorization = parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    SeenRequest {
+        path: parts.uri.path().to_owned(),
+        authorization,
+        headers: parts.headers.clone(),
+        body: json.clone(),
+        at,
+    }
+}
+
+/// Carries out `behavior`; `guard` is completed once the full response exists,
+/// or handed to the streaming body, or held forever by `hang`.
+async fn respond(
+    behavior: Behavior,
+    wants_stream: bool,
+    meta: ReplyMeta,
+    request: &Value,
+    mut guard: RequestGuard,
+) -> Response<FakeBody> {
+    let script = |chunks, interval, end| SseScript {
+        chunks,
+        interval,
+        end,
+    };
+    let default_stream = script(
+        DEFAULT_STREAM_CHUNKS,
+        DEFAULT_CHUNK_INTERVAL,
+        StreamEnd::Done,
+    );
+    match behavior {
+        Behavior::Instant | Behavior::Delay(_) => {
+            if let Behavior::Delay(delay) = behavior {
+                tokio::time::sleep(delay).await;
+            }
+            if wants_stream {
+                return responses::sse(default_stream, meta, guard);
+            }
+            guard.complete();
+            responses::completion(&meta, request)
+        }
+        Behavior::Hang => {
+            let _held = guard;
+            std::future::pending().await
+        }
+        Behavior::Status(code) => {
+            guard.complete();
+            responses::status_error(code)
+        }
+        Behavior::Broken => {
+            guard.complete();
+            responses::broken()
+        }
+        Behavior::Stream { chunks, interval } => {
+            responses::sse(script(chunks, interval, StreamEnd::Done), meta, guard)
+        }
+        Behavior::Stall(n) => responses::sse(
+            script(n, DEFAULT_CHUNK_INTERVAL, StreamEnd::Stall),
+            meta,
+            guard,
+        ),
+        Behavior::Cut(n) => responses::sse(
+            script(n, DEFAULT_CHUNK_INTERVAL, StreamEnd::Cut),
+            meta,
+            guard,
+        ),
+        Behavior::SlowHeaders(wait) => {
+            tokio::time::sleep(wait).await;
+            responses::sse(default_stream, meta, guard)
+        }
+    }
+}

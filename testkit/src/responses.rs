@@ -1,0 +1,273 @@
+//! Response bodies of the fake provider: OpenAI-shaped JSON and SSE streams.
+//!
+//! Used only by the request handler (`handler.rs`). Streaming bodies are an
+//! `unfold` stream wrapped in [`StreamBody`], so chunks really go out over
+//! time, and they carry the request's [`RequestGuard`] so a body dropped
+//! before its last chunk counts as abandoned.
+
+use std::convert::Infallible;
+use std::io;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::stream;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::stats::RequestGuard;
+
+/// The body type of every fake-provider response (full or streaming).
+pub(crate) type FakeBody = UnsyncBoxBody<Bytes, io::Error>;
+
+/// The pause between chunks of the streams whose behavior names no interval.
+pub(crate) const DEFAULT_CHUNK_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The body of `broken`: starts like a completion, then stops mid-key.
+const BROKEN_BODY: &str = r#"{"id":"chatcmpl-x","object":"chat.completion","choi"#;
+
+/// Identity shared by every chunk of one reply.
+pub(crate) struct ReplyMeta {
+    /// `chatcmpl-…` id, unique per request within one fake provider.
+    id: String,
+    /// Unix seconds, as OpenAI's `created`.
+    created: u64,
+    /// The request's model, echoed in the reply.
+    model: String,
+    /// `model`, already JSON-encoded (quoted and escaped) for chunk templates.
+    model_json: String,
+}
+
+impl ReplyMeta {
+    /// Builds the identity of reply number `seq` for `model`.
+    pub(crate) fn new(seq: u64, model: &str) -> ReplyMeta {
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        ReplyMeta {
+            id: format!("chatcmpl-fake{seq:012x}"),
+            created,
+            model: model.to_owned(),
+            model_json: Value::from(model).to_string(),
+        }
+    }
+}
+
+/// How a streaming reply ends after its content chunks.
+#[derive(Clone, Copy)]
+pub(crate) enum StreamEnd {
+    /// A `finish_reason: "stop"` chunk, then `data: [DONE]`, then the end.
+    Done,
+    /// Nothing more, ever; the body never ends.
+    Stall,
+    /// The body errors, so hyper aborts the response mid-way.
+    Cut,
+}
+
+/// The shape of one streaming reply.
+#[derive(Clone, Copy)]
+pub(crate) struct SseScript {
+    /// How many content chunks to send.
+    pub(crate) chunks: usize,
+    /// Pause before every content chunk but the first.
+    pub(crate) interval: Duration,
+    /// What follows the content chunks.
+    pub(crate) end: StreamEnd,
+}
+
+/// A full (non-streaming) response with a JSON content type.
+pub(crate) fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<FakeBody> {
+    let body = Full::new(body.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync();
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// A realistic successful `chat.completion` answering `request`.
+pub(crate) fn completion(meta: &ReplyMeta, request: &Value) -> Response<FakeBody> {
+    let content = last_user_content(request).unwrap_or_else(|| "ok".to_owned());
+    let prompt_tokens = prompt_words(request) + 8;
+    let completion_tokens = content.split_whitespace().count() + 1;
+    let body = json!({
+        "id": meta.id,
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": meta.model,
+        "system_fingerprint": "fp_fake",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": null},
+            "logprobs": null,
+            "finish_reason": "stop"
+        }],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0}
+        },
+        "service_tier": "default"
+    });
+    json_response(StatusCode::OK, body.to_string())
+}
+
+/// An OpenAI-style error response for `status-<code>`.
+pub(crate) fn status_error(code: u16) -> Response<FakeBody> {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({"error": {
+        "message": format!("fake failure {code}"),
+        "type": "server_error",
+        "code": code.to_string(),
+    }});
+    json_response(status, body.to_string())
+}
+
+/// A 200 JSON response whose body is truncated, invalid JSON.
+pub(crate) fn broken() -> Response<FakeBody> {
+    json_response(StatusCode::OK, BROKEN_BODY)
+}
+
+/// A client error the fake provider itself raises (unknown route, bad header).
+pub(crate) fn client_error(status: StatusCode, message: &str) -> Response<FakeBody> {
+    let body = json!({"error": {
+        "message": message,
+        "type": "invalid_request_error",
+        "code": status.as_u16().to_string(),
+    }});
+    json_response(status, body.to_string())
+}
+
+/// The `GET /v1/models` list.
+pub(crate) fn models() -> Response<FakeBody> {
+    let model = |id: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": "fake"});
+    let body = json!({"object": "list", "data": [model("instant"), model("fake-model")]});
+    json_response(StatusCode::OK, body.to_string())
+}
+
+/// A `text/event-stream` response following `script`; `guard` rides in the
+/// body and is completed when the last chunk (or the scripted cut) is produced.
+pub(crate) fn sse(script: SseScript, meta: ReplyMeta, guard: RequestGuard) -> Response<FakeBody> {
+    let state = SseState {
+        script,
+        meta,
+        sent: 0,
+        finished: false,
+        guard,
+    };
+    let body = StreamBody::new(stream::unfold(state, next_frame)).boxed_unsync();
+    let mut resp = Response::new(body);
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// Progress of one streaming reply.
+struct SseState {
+    /// What to send.
+    script: SseScript,
+    /// Identity stamped on each chunk.
+    meta: ReplyMeta,
+    /// Content chunks sent so far.
+    sent: usize,
+    /// Whether the ending has been produced (the next poll ends the body).
+    finished: bool,
+    /// Counts the request in flight / abandoned.
+    guard: RequestGuard,
+}
+
+/// One step of the SSE body: the next frame after the right pause, if any.
+type Step = Option<(Result<Frame<Bytes>, io::Error>, SseState)>;
+
+/// Produces the next frame of a streaming reply.
+async fn next_frame(mut st: SseState) -> Step {
+    if st.finished {
+        return None;
+    }
+    if st.sent < st.script.chunks {
+        if st.sent > 0 {
+            tokio::time::sleep(st.script.interval).await;
+        }
+        let frame = content_chunk(&st.meta, st.sent);
+        st.sent += 1;
+        return Some((Ok(Frame::data(frame)), st));
+    }
+    st.finished = true;
+    match st.script.end {
+        StreamEnd::Done => {
+            st.guard.complete();
+            let frame = final_chunk(&st.meta);
+            Some((Ok(Frame::data(frame)), st))
+        }
+        StreamEnd::Stall => {
+            // Keeps `st` (and so the guard) alive until the body is dropped.
+            std::future::pending::<()>().await;
+            None
+        }
+        StreamEnd::Cut => {
+            // Pause first: an error right behind the last chunk would make
+            // hyper drop that chunk unflushed along with the connection.
+            tokio::time::sleep(st.script.interval).await;
+            st.guard.complete();
+            Some((Err(io::Error::other("fake provider cut the stream")), st))
+        }
+    }
+}
+
+/// The SSE event carrying content chunk number `i` (`"w<i> "`).
+fn content_chunk(meta: &ReplyMeta, i: usize) -> Bytes {
+    Bytes::from(format!(
+        "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":{},\
+         \"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"w{i} \"}},\"finish_reason\":null}}]}}\n\n",
+        meta.id, meta.created, meta.model_json
+    ))
+}
+
+/// The `finish_reason: "stop"` chunk followed by `data: [DONE]`.
+fn final_chunk(meta: &ReplyMeta) -> Bytes {
+    Bytes::from(format!(
+        "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":{},\
+         \"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: [DONE]\n\n",
+        meta.id, meta.created, meta.model_json
+    ))
+}
+
+/// The text of the last `user` message (string or text-part array content).
+fn last_user_content(request: &Value) -> Option<String> {
+    let messages = request.get("messages")?.as_array()?;
+    let last = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
+    match last.get("content")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(""),
+        ),
+        _ => None,
+    }
+}
+
+/// A rough prompt size: whitespace-separated words of all string contents.
+fn prompt_words(request: &Value) -> usize {
+    let Some(messages) = request.get("messages").and_then(Value::as_array) else {
+        return 0;
+    };
+    messages
+        .iter()
+        .filter_map(|m| m.get("content").and_then(Value::as_str))
+        .map(|c| c.split_whitespace().count())
+        .sum()
+}
