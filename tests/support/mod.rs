@@ -1,0 +1,115 @@
+//! Shared by the integration tests: a real daemon (the built binary) on a
+//! temporary socket, pointed at a fake provider on loopback, and small
+//! helpers to speak to it.
+
+#![allow(dead_code, unused_imports)] // each test binary uses a different part
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_testkit::{DaemonBuilder, FakeProvider};
+
+pub use switchboard_testkit::{Behavior, Daemon, SseReader};
+
+/// The key the fake provider is configured with in every test.
+pub const FAKE_KEY: &str = "sk-test-4f1c9a7e-SECRET";
+
+/// A daemon builder with the fake provider configured as `fake`.
+pub fn daemon(fake: &FakeProvider) -> DaemonBuilder {
+    Daemon::builder(env!("CARGO_BIN_EXE_switchboard"))
+        .provider("fake", &fake.base_url())
+        .env("FAKE_API_KEY", FAKE_KEY)
+}
+
+/// A chat request body for `model`.
+pub fn body(model: &str, stream: bool) -> String {
+    json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{ "role": "user", "content": "hello from a test" }],
+    })
+    .to_string()
+}
+
+/// Sends a chat request and returns the response (status not checked).
+pub async fn chat(daemon: &Daemon, model: &str, stream: bool) -> reqwest::Response {
+    daemon
+        .client()
+        .post(daemon.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body(model, stream))
+        .send()
+        .await
+        .expect("the daemon answers")
+}
+
+/// GETs an admin path as JSON.
+pub async fn get_json(daemon: &Daemon, path: &str) -> (u16, Value) {
+    let response = daemon.client().get(daemon.url(path)).send().await.expect("admin answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The `x-session-id` of an answer.
+pub fn session_id(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("every chat answer carries x-session-id")
+        .to_owned()
+}
+
+/// The phase names of a session's timeline.
+pub async fn phases(daemon: &Daemon, id: &str) -> Vec<String> {
+    let (status, timeline) = get_json(daemon, &format!("/admin/sessions/{id}")).await;
+    assert_eq!(status, 200, "timeline of {id}: {timeline}");
+    timeline["phases"]
+        .as_array()
+        .expect("phases array")
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Waits until the session's timeline ends in a terminal phase; returns it.
+pub async fn final_phases(daemon: &Daemon, id: &str) -> Vec<String> {
+    let terminal = ["COMPLETED", "TIMEOUT", "ERROR", "CANCELLED", "REJECTED"];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let phases = phases(daemon, id).await;
+        let ended = phases.last().is_some_and(|p| terminal.contains(&p.as_str()));
+        if ended || tokio::time::Instant::now() > deadline {
+            return phases;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The ids of live sessions.
+pub async fn live_sessions(daemon: &Daemon) -> Vec<Value> {
+    let (_, list) = get_json(daemon, "/admin/sessions").await;
+    list["sessions"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until `count` sessions are live.
+pub async fn wait_live(daemon: &Daemon, count: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = live_sessions(daemon).await;
+        if live.len() == count || tokio::time::Instant::now() > deadline {
+            return live;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts an error answer has OpenAI's shape and returns its `code`.
+pub async fn error_code(response: reqwest::Response) -> String {
+    let body: Value = response.json().await.expect("error body is JSON");
+    let error = &body["error"];
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(error["type"].is_string(), "{body}");
+    assert!(error.get("param").is_some(), "{body}");
+    error["code"].as_str().expect("code").to_owned()
+}
