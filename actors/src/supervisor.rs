@@ -20,7 +20,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::answer::{ClientGone, ReplyTx};
-use crate::error::{CancelReason, GatewayError};
+use crate::error::{CancelReason, GatewayError, truncate};
 use crate::ids::SessionId;
 use crate::lifecycle::{LifecycleLogger, Recorder, Timeline, TimelineView};
 use crate::meta::{Received, SessionMeta};
@@ -102,6 +102,10 @@ pub struct Status {
 /// How long a client refused for overload or drain should wait. One second:
 /// long enough for sessions to finish or a restarted daemon to come up.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The longest model name repeated back in errors and timelines: a caller
+/// cannot make every log line carry a megabyte by sending a huge `model`.
+const MAX_MODEL_SHOWN: usize = 128;
 
 /// Where one model of one provider goes.
 struct ModelRoute {
@@ -199,7 +203,7 @@ impl Supervisor {
         let unknown = || {
             GatewayError::UnknownModel(format!(
                 "unknown model `{}`: use `<provider>/<model>` with a configured provider (see GET /v1/models)",
-                request.model()
+                truncate(request.model(), MAX_MODEL_SHOWN)
             ))
         };
         let (provider, model) = request.provider_and_model().ok_or_else(unknown)?;
@@ -228,6 +232,7 @@ impl Supervisor {
     }
 
     fn reject(&self, received: &Received, model: &str, error: &GatewayError) {
+        let model = truncate(model, MAX_MODEL_SHOWN);
         let meta = SessionMeta::new(received, "".into(), model.into(), false);
         let recorder = Recorder::new(Arc::new(meta), self.logger.clone());
         recorder.record_at(Phase::Received, received.at);

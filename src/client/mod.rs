@@ -1,8 +1,290 @@
-//! The client commands (placeholder until written).
+//! The client commands (`chat`, `sessions`, `session`, `cancel`, `drain`):
+//! each one is an HTTP/1.1 request to a running daemon over its Unix socket.
+//!
+//! This module picks the socket, runs the command on a current-thread tokio
+//! runtime, and holds the small HTTP helper the commands share ([`Daemon`]):
+//! sending a request, turning "cannot connect" into an operator-readable
+//! error, and turning the daemon's OpenAI-shaped error bodies into errors.
 
-use crate::cli::Command;
+mod admin;
+mod chat;
 
-/// Runs a client command.
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde_json::Value;
+
+use crate::cli::{ClientArgs, Command};
+
+/// The variable that names the daemon's socket (the daemon reads the same one).
+const SOCKET_ENV: &str = "SWITCHBOARD__SERVER__SOCKET";
+
+/// The base URL of every request: the host is ignored over a Unix socket.
+const BASE_URL: &str = "http://localhost";
+
+/// Runs a client command against the daemon; `serve` is not one.
 pub fn run(command: Command) -> anyhow::Result<()> {
-    anyhow::bail!("{command:?}: not yet available")
+    if matches!(command, Command::Serve(_)) {
+        bail!("`serve` is not a client command");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(dispatch(command))
+}
+
+/// Sends the command to the module that implements it.
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => bail!("`serve` is not a client command"),
+        Command::Chat(args) => chat::run(args).await,
+        Command::Sessions(args) => admin::sessions(&args).await,
+        Command::Session(args) => admin::session(&args.id, &args.client).await,
+        Command::Cancel(args) => admin::cancel(&args.id, &args.client).await,
+        Command::Drain(args) => admin::drain(&args).await,
+    }
+}
+
+/// The socket to use: the `--socket` flag, else `SWITCHBOARD__SERVER__SOCKET`
+/// (when set and not empty), else the daemon's default path.
+fn resolve_socket(flag: Option<&Path>, env: Option<OsString>) -> PathBuf {
+    if let Some(path) = flag {
+        return path.to_path_buf();
+    }
+    match env {
+        Some(value) if !value.is_empty() => PathBuf::from(value),
+        _ => crate::settings::default_socket_path(),
+    }
+}
+
+/// A connection to the daemon: an HTTP client bound to its socket.
+struct Daemon {
+    /// The HTTP client; every connection it makes goes to `socket`.
+    http: reqwest::Client,
+    /// The socket path, for error messages.
+    socket: PathBuf,
+}
+
+impl Daemon {
+    /// A client for the socket the command's options name.
+    fn new(args: &ClientArgs) -> anyhow::Result<Self> {
+        let socket = resolve_socket(args.socket.as_deref(), std::env::var_os(SOCKET_ENV));
+        let http = reqwest::Client::builder()
+            .unix_socket(socket.clone())
+            .http1_only()
+            .build()
+            .context("could not build the HTTP client")?;
+        Ok(Self { http, socket })
+    }
+
+    /// A request to `path` (segments already joined, e.g. `/admin/drain`).
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{BASE_URL}{path}"))
+    }
+
+    /// A request to `/admin/sessions/{id}`, with `id` escaped as one segment.
+    fn session_request(&self, method: Method, id: &str) -> anyhow::Result<RequestBuilder> {
+        let mut url = Url::parse(BASE_URL).context("bad base URL")?;
+        url.path_segments_mut()
+            .map_err(|()| anyhow!("bad base URL"))?
+            .extend(["admin", "sessions", id]);
+        Ok(self.http.request(method, url))
+    }
+
+    /// Sends a request, explaining a daemon that cannot be reached.
+    async fn send(&self, request: RequestBuilder) -> anyhow::Result<Response> {
+        request.send().await.map_err(|err| self.explain(&err))
+    }
+
+    /// Turns a transport error into a readable one.
+    fn explain(&self, err: &reqwest::Error) -> anyhow::Error {
+        let reason = root_cause(err);
+        if err.is_connect() {
+            anyhow!(
+                "cannot reach the switchboard daemon at {}: {reason} (is `switchboard serve` running?)",
+                self.socket.display()
+            )
+        } else {
+            anyhow!(
+                "the request to the daemon at {} failed: {reason}",
+                self.socket.display()
+            )
+        }
+    }
+
+    /// Sends a request and reads a JSON answer. A non-2xx answer becomes
+    /// `Err(Answer::Status)`, so callers can treat 404 their own way.
+    async fn json(&self, request: RequestBuilder) -> Result<Value, Answer> {
+        let response = self.send(request).await.map_err(Answer::Transport)?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| Answer::Transport(self.explain(&err)))?;
+        if !status.is_success() {
+            return Err(Answer::Status(status, error_text(status, &body)));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|err| Answer::Transport(anyhow!("the daemon's answer is not JSON ({err})")))
+    }
+}
+
+/// Why a JSON request did not give a JSON answer.
+enum Answer {
+    /// The daemon answered with this status; the text is [`error_text`]'s.
+    Status(StatusCode, String),
+    /// No usable answer at all.
+    Transport(anyhow::Error),
+}
+
+impl From<Answer> for anyhow::Error {
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::Status(_, text) => anyhow!(text),
+            Answer::Transport(err) => err,
+        }
+    }
+}
+
+/// The innermost error in a chain (for a socket: the OS's reason).
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}
+
+/// `404 Not Found`, and the bare number for codes without a reason (`499`).
+fn status_text(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// `<status>: <error.message> (<error.code>)` from an error body, or the
+/// body's text when it is not in the daemon's error shape.
+fn error_text(status: StatusCode, body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    match parsed.as_ref().and_then(error_fields) {
+        Some(message) => format!("{}: {message}", status_text(status)),
+        None => {
+            let text = String::from_utf8_lossy(body);
+            let text: String = text.trim().chars().take(200).collect();
+            if text.is_empty() {
+                status_text(status)
+            } else {
+                format!("{}: {text}", status_text(status))
+            }
+        }
+    }
+}
+
+/// `<message> (<code>)` from `{"error":{"message","code",…}}`.
+fn error_fields(value: &Value) -> Option<String> {
+    let error = value.get("error")?;
+    let message = error.get("message")?.as_str()?;
+    Some(match error.get("code").and_then(Value::as_str) {
+        Some(code) => format!("{message} ({code})"),
+        None => message.to_owned(),
+    })
+}
+
+/// Writes `text` and a newline to stdout, flushed.
+fn print_line(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .context("could not write to stdout")
+}
+
+/// Writes `value` pretty-printed to stdout.
+fn print_pretty(value: &Value) -> anyhow::Result<()> {
+    print_line(&serde_json::to_string_pretty(value)?)
+}
+
+/// A JSON field as display text: strings bare, `null`/missing as `-`.
+fn text(value: &Value, key: &str) -> String {
+    match value.get(key) {
+        None | Some(Value::Null) => "-".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_wins_then_the_variable_then_the_default() {
+        let flag = Path::new("/tmp/flag.sock");
+        assert_eq!(
+            resolve_socket(Some(flag), Some("/tmp/env.sock".into())),
+            flag
+        );
+        assert_eq!(
+            resolve_socket(None, Some("/tmp/env.sock".into())),
+            Path::new("/tmp/env.sock")
+        );
+        assert_eq!(
+            resolve_socket(None, Some(OsString::new())),
+            crate::settings::default_socket_path()
+        );
+        assert_eq!(
+            resolve_socket(None, None),
+            crate::settings::default_socket_path()
+        );
+    }
+
+    #[test]
+    fn a_session_id_is_one_escaped_path_segment() {
+        let args = ClientArgs {
+            socket: Some("/tmp/unused.sock".into()),
+            json: false,
+        };
+        let daemon = Daemon::new(&args).expect("client builds");
+        let request = daemon
+            .session_request(Method::GET, "a/b?c")
+            .expect("url builds")
+            .build()
+            .expect("request builds");
+        assert_eq!(
+            request.url().as_str(),
+            "http://localhost/admin/sessions/a%2Fb%3Fc"
+        );
+    }
+
+    #[test]
+    fn error_bodies_become_status_message_code() {
+        let body = br#"{"error":{"message":"no model x","type":"invalid_request_error","code":"model_not_found","param":"model"}}"#;
+        assert_eq!(
+            error_text(StatusCode::NOT_FOUND, body),
+            "404 Not Found: no model x (model_not_found)"
+        );
+        let status = StatusCode::from_u16(499).expect("valid status");
+        assert_eq!(
+            error_text(status, br#"{"error":{"message":"gone","code":null}}"#),
+            "499: gone"
+        );
+        assert_eq!(
+            error_text(StatusCode::BAD_GATEWAY, b"upstream down\n"),
+            "502 Bad Gateway: upstream down"
+        );
+        assert_eq!(error_text(StatusCode::BAD_GATEWAY, b""), "502 Bad Gateway");
+    }
+
+    #[test]
+    fn text_shows_null_as_a_dash() {
+        let value = serde_json::json!({"a": "x", "b": null, "c": 3});
+        assert_eq!(text(&value, "a"), "x");
+        assert_eq!(text(&value, "b"), "-");
+        assert_eq!(text(&value, "c"), "3");
+        assert_eq!(text(&value, "d"), "-");
+    }
 }
