@@ -16,7 +16,11 @@ async fn the_key_goes_only_to_the_provider() {
     let daemon = daemon(&fake).log_level("trace").start().await;
     let client = daemon.client();
     let mut ids = Vec::new();
-    for (model, stream) in [("fake/instant", false), ("fake/stream-3-10", true), ("fake/status-401", false)] {
+    for (model, stream) in [
+        ("fake/instant", false),
+        ("fake/stream-3-10", true),
+        ("fake/status-401", false),
+    ] {
         let request = serde_json::json!({
             "model": model, "stream": stream,
             "messages": [{ "role": "user", "content": PROMPT }],
@@ -33,14 +37,25 @@ async fn the_key_goes_only_to_the_provider() {
     let seen = fake.requests();
     assert_eq!(seen.len(), 3);
     for request in &seen {
-        assert_eq!(request.authorization.as_deref(), Some(format!("Bearer {FAKE_KEY}").as_str()));
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some(format!("Bearer {FAKE_KEY}").as_str())
+        );
     }
     let mut admin = vec![get_json(&daemon, "/admin/sessions").await.1.to_string()];
     for id in &ids {
-        admin.push(get_json(&daemon, &format!("/admin/sessions/{id}")).await.1.to_string());
+        admin.push(
+            get_json(&daemon, &format!("/admin/sessions/{id}"))
+                .await
+                .1
+                .to_string(),
+        );
     }
     let logs = daemon.logs();
-    assert!(logs.contains("COMPLETED"), "the log has the sessions:\n{logs}");
+    assert!(
+        logs.contains("COMPLETED"),
+        "the log has the sessions:\n{logs}"
+    );
     for text in admin.iter().chain(std::iter::once(&logs)) {
         assert!(!text.contains(FAKE_KEY), "key leaked: {text}");
         assert!(!text.contains("4f1c9a7e"), "part of the key leaked: {text}");
@@ -58,6 +73,11 @@ async fn an_unset_key_variable_is_named_in_a_502() {
     let response = chat(&daemon, "fake/instant", false).await;
     assert_eq!(response.status(), 502);
     let body: serde_json::Value = response.json().await.expect("json");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("FAKE_API_KEY")), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("FAKE_API_KEY")),
+        "{body}"
+    );
     assert_eq!(fake.request_count(), 0, "nothing is sent without the key");
 }

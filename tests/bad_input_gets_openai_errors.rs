@@ -28,16 +28,61 @@ async fn every_kind_of_bad_request_gets_its_status() {
         .start()
         .await;
     let cases: Vec<(&str, String, u16, &str)> = vec![
-        ("malformed JSON", "{\"model\": \"fake/instant\", ".into(), 400, "invalid_request"),
+        (
+            "malformed JSON",
+            "{\"model\": \"fake/instant\", ".into(),
+            400,
+            "invalid_request",
+        ),
         ("not an object", "[1, 2, 3]".into(), 400, "invalid_request"),
-        ("missing model", r#"{"messages":[]}"#.into(), 400, "invalid_request"),
-        ("model not a string", r#"{"model":3,"messages":[]}"#.into(), 400, "invalid_request"),
-        ("missing messages", r#"{"model":"fake/instant"}"#.into(), 400, "invalid_request"),
-        ("stream not a bool", r#"{"model":"fake/instant","messages":[],"stream":"y"}"#.into(), 400, "invalid_request"),
-        ("no provider prefix", body("instant", false), 404, "model_not_found"),
-        ("unknown provider", body("nowhere/instant", false), 404, "model_not_found"),
-        ("unlisted model", body("listed/delay-5", false), 404, "model_not_found"),
-        ("too large", body(&format!("fake/{}", "x".repeat(2000)), false), 413, "request_too_large"),
+        (
+            "missing model",
+            r#"{"messages":[]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "model not a string",
+            r#"{"model":3,"messages":[]}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "missing messages",
+            r#"{"model":"fake/instant"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "stream not a bool",
+            r#"{"model":"fake/instant","messages":[],"stream":"y"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "no provider prefix",
+            body("instant", false),
+            404,
+            "model_not_found",
+        ),
+        (
+            "unknown provider",
+            body("nowhere/instant", false),
+            404,
+            "model_not_found",
+        ),
+        (
+            "unlisted model",
+            body("listed/delay-5", false),
+            404,
+            "model_not_found",
+        ),
+        (
+            "too large",
+            body(&format!("fake/{}", "x".repeat(2000)), false),
+            413,
+            "request_too_large",
+        ),
         ("empty body", String::new(), 400, "invalid_request"),
     ];
     for (what, payload, status, code) in cases {
@@ -45,7 +90,11 @@ async fn every_kind_of_bad_request_gets_its_status() {
         assert_eq!(response.status().as_u16(), status, "{what}");
         let id = session_id(&response);
         assert_eq!(error_code(response).await, code, "{what}");
-        assert_eq!(final_phases(&daemon, &id).await, ["RECEIVED", "REJECTED"], "{what}");
+        assert_eq!(
+            final_phases(&daemon, &id).await,
+            ["RECEIVED", "REJECTED"],
+            "{what}"
+        );
     }
     // A body that grows past the limit without announcing its length.
     let chunks = futures_util::stream::iter(
@@ -68,10 +117,18 @@ async fn wrong_paths_and_methods_get_openai_errors() {
     let fake = FakeProvider::start().await;
     let daemon = daemon(&fake).start().await;
     let client = daemon.client();
-    let response = client.get(daemon.url("/v1/nothing")).send().await.expect("answered");
+    let response = client
+        .get(daemon.url("/v1/nothing"))
+        .send()
+        .await
+        .expect("answered");
     assert_eq!(response.status(), 404);
     error_code(response).await;
-    let response = client.get(daemon.url("/v1/chat/completions")).send().await.expect("answered");
+    let response = client
+        .get(daemon.url("/v1/chat/completions"))
+        .send()
+        .await
+        .expect("answered");
     assert_eq!(response.status(), 405);
     error_code(response).await;
 }
@@ -85,8 +142,14 @@ async fn provider_failures_become_502_with_the_reason() {
     let id = session_id(&response);
     let body: serde_json::Value = response.json().await.expect("json");
     let message = body["error"]["message"].as_str().expect("message");
-    assert!(message.contains("500") && message.contains("fake failure 500"), "{message}");
-    assert_eq!(final_phases(&daemon, &id).await.last().map(String::as_str), Some("ERROR"));
+    assert!(
+        message.contains("500") && message.contains("fake failure 500"),
+        "{message}"
+    );
+    assert_eq!(
+        final_phases(&daemon, &id).await.last().map(String::as_str),
+        Some("ERROR")
+    );
 
     let response = chat(&daemon, "fake/broken", false).await;
     assert_eq!(response.status(), 502);

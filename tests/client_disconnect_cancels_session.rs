@@ -13,13 +13,25 @@ use switchboard_testkit::{FakeProvider, raw_post};
 async fn disconnect_while_waiting_cancels_and_closes_upstream() {
     let fake = FakeProvider::start().await;
     let daemon = daemon(&fake).start().await;
-    let connection = raw_post(daemon.socket(), "/v1/chat/completions", &body("fake/hang", false), &[]).await;
-    assert!(fake.wait_until("request upstream", Duration::from_secs(5), |f| f.in_flight() == 1).await);
+    let connection = raw_post(
+        daemon.socket(),
+        "/v1/chat/completions",
+        &body("fake/hang", false),
+        &[],
+    )
+    .await;
+    assert!(
+        fake.wait_until("request upstream", Duration::from_secs(5), |f| f
+            .in_flight()
+            == 1)
+            .await
+    );
     let live = wait_live(&daemon, 1).await;
     let id = live[0]["id"].as_str().expect("id").to_owned();
     drop(connection);
     assert!(
-        fake.wait_until("upstream closed", Duration::from_secs(3), |f| f.abandoned() == 1
+        fake.wait_until("upstream closed", Duration::from_secs(3), |f| f.abandoned()
+            == 1
             && f.connections_closed() == 1)
             .await,
         "abandoned {} closed {}",
@@ -27,7 +39,11 @@ async fn disconnect_while_waiting_cancels_and_closes_upstream() {
         fake.connections_closed()
     );
     let phases = final_phases(&daemon, &id).await;
-    assert_eq!(phases.last().map(String::as_str), Some("CANCELLED"), "{phases:?}");
+    assert_eq!(
+        phases.last().map(String::as_str),
+        Some("CANCELLED"),
+        "{phases:?}"
+    );
     assert!(wait_live(&daemon, 0).await.is_empty());
 }
 
@@ -45,7 +61,8 @@ async fn disconnect_mid_stream_cancels_and_closes_upstream() {
     assert_eq!(live_sessions(&daemon).await.len(), 1);
     drop(events);
     assert!(
-        fake.wait_until("upstream closed", Duration::from_secs(3), |f| f.abandoned() == 1
+        fake.wait_until("upstream closed", Duration::from_secs(3), |f| f.abandoned()
+            == 1
             && f.connections_closed() == 1)
             .await,
         "abandoned {} closed {}",
@@ -53,6 +70,10 @@ async fn disconnect_mid_stream_cancels_and_closes_upstream() {
         fake.connections_closed()
     );
     let phases = final_phases(&daemon, &id).await;
-    assert_eq!(phases.last().map(String::as_str), Some("CANCELLED"), "{phases:?}");
+    assert_eq!(
+        phases.last().map(String::as_str),
+        Some("CANCELLED"),
+        "{phases:?}"
+    );
     assert!(wait_live(&daemon, 0).await.is_empty());
 }

@@ -27,7 +27,11 @@ async fn fifty_hung_requests_leave_another_provider_fast() {
         hung.push(tokio::spawn(request));
     }
     assert!(
-        stuck.wait_until("50 hung upstream", Duration::from_secs(10), |f| f.in_flight() == 50).await,
+        stuck
+            .wait_until("50 hung upstream", Duration::from_secs(10), |f| f
+                .in_flight()
+                == 50)
+            .await,
         "only {} reached the hung provider",
         stuck.in_flight()
     );
@@ -40,7 +44,10 @@ async fn fifty_hung_requests_leave_another_provider_fast() {
     }
     // An instant provider through the daemon takes a millisecond or two; the
     // margin is for a shared, noisy machine, far below any "waited" outcome.
-    assert!(slowest < Duration::from_millis(500), "slowest took {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest took {slowest:?}"
+    );
     assert_eq!(stuck.in_flight(), 50, "the hung requests are still hung");
     assert_eq!(live_sessions(&daemon).await.len(), 50);
     for request in hung {

@@ -17,7 +17,11 @@ async fn a_completed_session_passes_every_phase_in_order() {
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["session"]["id"], id.as_str());
     assert_eq!(body["session"]["model"], "delay-50");
-    assert!(body["session"]["duration_ms"].as_u64().is_some_and(|ms| ms >= 50));
+    assert!(
+        body["session"]["duration_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms >= 50)
+    );
     let phases = final_phases(&daemon, &id).await;
     assert_eq!(
         phases,
@@ -39,9 +43,15 @@ async fn a_completed_session_passes_every_phase_in_order() {
         .map(|p| p["elapsed_ms"].as_f64().expect("elapsed_ms"))
         .collect();
     assert!(elapsed.windows(2).all(|w| w[0] <= w[1]), "{elapsed:?}");
-    assert!(elapsed[3] - elapsed[2] >= 45.0, "the call took the provider's 50 ms: {elapsed:?}");
+    assert!(
+        elapsed[3] - elapsed[2] >= 45.0,
+        "the call took the provider's 50 ms: {elapsed:?}"
+    );
     for phase in timeline["phases"].as_array().expect("phases") {
-        assert!(phase["at"].as_str().is_some_and(|at| at.ends_with('Z')), "{phase}");
+        assert!(
+            phase["at"].as_str().is_some_and(|at| at.ends_with('Z')),
+            "{phase}"
+        );
     }
 }
 

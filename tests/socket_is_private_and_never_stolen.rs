@@ -14,7 +14,10 @@ use switchboard_testkit::FakeProvider;
 async fn the_socket_is_owner_only() {
     let fake = FakeProvider::start().await;
     let daemon = daemon(&fake).start().await;
-    let mode = std::fs::metadata(daemon.socket()).expect("socket exists").permissions().mode();
+    let mode = std::fs::metadata(daemon.socket())
+        .expect("socket exists")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "mode {:o}", mode & 0o777);
 }
 
@@ -38,7 +41,12 @@ async fn a_stale_socket_is_replaced() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
-    assert!(std::fs::metadata(&path).expect("left behind").file_type().is_socket());
+    assert!(
+        std::fs::metadata(&path)
+            .expect("left behind")
+            .file_type()
+            .is_socket()
+    );
     let daemon = daemon(&fake).socket(&path).start().await;
     assert_eq!(chat(&daemon, "fake/instant", false).await.status(), 200);
 }
@@ -49,10 +57,16 @@ async fn a_regular_file_is_never_replaced() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("precious.sock");
     std::fs::write(&path, "keep me").expect("write");
-    let (status, output) = daemon(&fake).socket(&path).start_expect_failure(Duration::from_secs(10)).await;
+    let (status, output) = daemon(&fake)
+        .socket(&path)
+        .start_expect_failure(Duration::from_secs(10))
+        .await;
     assert!(!status.success());
     assert!(output.contains("not a socket"), "{output}");
-    assert_eq!(std::fs::read_to_string(&path).expect("still there"), "keep me");
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("still there"),
+        "keep me"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,9 +26,20 @@ async fn chunks_arrive_before_the_provider_finishes() {
         events.push(event);
     }
     // The provider sends 5 chunks 300 ms apart, so it finishes at ~1.2 s.
-    assert!(arrivals[0] < Duration::from_millis(600), "first chunk at {:?}", arrivals[0]);
-    assert!(arrivals[1] - arrivals[0] >= Duration::from_millis(200), "{arrivals:?}");
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
+    assert!(
+        arrivals[0] < Duration::from_millis(600),
+        "first chunk at {:?}",
+        arrivals[0]
+    );
+    assert!(
+        arrivals[1] - arrivals[0] >= Duration::from_millis(200),
+        "{arrivals:?}"
+    );
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
     let chunks: Vec<serde_json::Value> = events[..events.len() - 1]
         .iter()
         .map(|e| serde_json::from_str(e).expect("chunk is JSON"))
@@ -61,7 +72,10 @@ async fn a_broken_stream_ends_in_an_error_event_not_done() {
     assert_eq!(events.len(), 3, "{events:?}");
     let last: serde_json::Value = serde_json::from_str(&events[2]).expect("error event");
     assert_eq!(last["error"]["code"], "provider_unavailable", "{last}");
-    assert_eq!(final_phases(&daemon, &id).await.last().map(String::as_str), Some("ERROR"));
+    assert_eq!(
+        final_phases(&daemon, &id).await.last().map(String::as_str),
+        Some("ERROR")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +90,11 @@ async fn the_mock_provider_streams_word_by_word() {
     let text: String = events
         .iter()
         .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(text, "hello from a test");
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));

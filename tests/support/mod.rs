@@ -45,7 +45,12 @@ pub async fn chat(daemon: &Daemon, model: &str, stream: bool) -> reqwest::Respon
 
 /// GETs an admin path as JSON.
 pub async fn get_json(daemon: &Daemon, path: &str) -> (u16, Value) {
-    let response = daemon.client().get(daemon.url(path)).send().await.expect("admin answers");
+    let response = daemon
+        .client()
+        .get(daemon.url(path))
+        .send()
+        .await
+        .expect("admin answers");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -78,7 +83,9 @@ pub async fn final_phases(daemon: &Daemon, id: &str) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let phases = phases(daemon, id).await;
-        let ended = phases.last().is_some_and(|p| terminal.contains(&p.as_str()));
+        let ended = phases
+            .last()
+            .is_some_and(|p| terminal.contains(&p.as_str()));
         if ended || tokio::time::Instant::now() > deadline {
             return phases;
         }
@@ -108,7 +115,10 @@ pub async fn wait_live(daemon: &Daemon, count: usize) -> Vec<Value> {
 pub async fn error_code(response: reqwest::Response) -> String {
     let body: Value = response.json().await.expect("error body is JSON");
     let error = &body["error"];
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     assert!(error["type"].is_string(), "{body}");
     assert!(error.get("param").is_some(), "{body}");
     error["code"].as_str().expect("code").to_owned()
