@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
+use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::StreamExt;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, Response};
@@ -81,38 +82,39 @@ async fn stream(
     started: Instant,
 ) -> anyhow::Result<()> {
     let headers = response.headers().clone();
-    let mut body = response.bytes_stream();
-    let mut parser = SseParser::default();
+    let mut events = response.bytes_stream().eventsource();
     let mut out = std::io::stdout();
     let json = args.client.json;
     let mut done = false;
-    'read: while let Some(chunk) = body.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(err) => {
+    while let Some(event) = events.next().await {
+        let data = match event {
+            Ok(event) => event.data,
+            Err(EventStreamError::Transport(err)) => {
                 end_text(&mut out, json)?;
                 return Err(daemon.explain(&err)).context("the stream broke off");
             }
+            Err(err) => {
+                end_text(&mut out, json)?;
+                bail!("the stream broke off: {err}");
+            }
         };
-        for data in parser.push(&chunk) {
-            let event = Event::of(&data);
-            if json && !matches!(event, Event::Done) {
-                writeln!(out, "{data}").context("could not write to stdout")?;
+        let event = Event::of(&data);
+        if json && !matches!(event, Event::Done) {
+            writeln!(out, "{data}").context("could not write to stdout")?;
+        }
+        match event {
+            Event::Done => {
+                done = true;
+                break;
             }
-            match event {
-                Event::Done => {
-                    done = true;
-                    break 'read;
-                }
-                Event::Text(delta) if !json => {
-                    write!(out, "{delta}").context("could not write to stdout")?;
-                }
-                Event::Failed(message) => {
-                    end_text(&mut out, json)?;
-                    bail!("the stream failed: {message}");
-                }
-                Event::Text(_) | Event::Other => {}
+            Event::Text(delta) if !json => {
+                write!(out, "{delta}").context("could not write to stdout")?;
             }
+            Event::Failed(message) => {
+                end_text(&mut out, json)?;
+                bail!("the stream failed: {message}");
+            }
+            Event::Text(_) | Event::Other => {}
         }
         out.flush().context("could not write to stdout")?;
     }
@@ -189,76 +191,9 @@ impl Event {
     }
 }
 
-/// Splits a `text/event-stream` body into each event's data, however the
-/// bytes are chunked. Only `data:` fields matter; others and comments are
-/// skipped.
-#[derive(Debug, Default)]
-struct SseParser {
-    /// Bytes after the last complete line.
-    pending: Vec<u8>,
-    /// The data lines of the event being read, joined by `\n`.
-    data: Option<String>,
-}
-
-impl SseParser {
-    /// Takes the next bytes; returns the data of every event they complete.
-    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
-        self.pending.extend_from_slice(bytes);
-        let mut events = Vec::new();
-        let mut start = 0;
-        while let Some(len) = self.pending[start..].iter().position(|&b| b == b'\n') {
-            let line = String::from_utf8_lossy(&self.pending[start..start + len]);
-            let line = line.strip_suffix('\r').unwrap_or(&line);
-            if line.is_empty() {
-                events.extend(self.data.take());
-            } else if let Some(value) = line.strip_prefix("data:") {
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                match &mut self.data {
-                    Some(data) => {
-                        data.push('\n');
-                        data.push_str(value);
-                    }
-                    None => self.data = Some(value.to_owned()),
-                }
-            }
-            start += len + 1;
-        }
-        self.pending.drain(..start);
-        events
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn events_are_found_across_chunk_boundaries() {
-        let body = "data: {\"a\":1}\n\ndata: [DONE]\n\n";
-        for split in 0..body.len() {
-            let mut parser = SseParser::default();
-            let mut events = parser.push(&body.as_bytes()[..split]);
-            events.extend(parser.push(&body.as_bytes()[split..]));
-            assert_eq!(events, ["{\"a\":1}", "[DONE]"], "split at {split}");
-        }
-    }
-
-    #[test]
-    fn crlf_multiline_data_and_other_fields() {
-        let mut parser = SseParser::default();
-        let events =
-            parser.push(b": comment\r\nevent: x\r\ndata: one\r\ndata:two\r\n\r\ndata: open");
-        assert_eq!(events, ["one\ntwo"]);
-        assert_eq!(parser.push(b"\n\n"), ["open"]);
-    }
-
-    #[test]
-    fn multibyte_text_split_mid_character() {
-        let body = "data: é\n\n".as_bytes();
-        let mut parser = SseParser::default();
-        assert!(parser.push(&body[..7]).is_empty());
-        assert_eq!(parser.push(&body[7..]), ["é"]);
-    }
 
     #[test]
     fn events_are_classified() {

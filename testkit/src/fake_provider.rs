@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::behavior::Behavior;
@@ -106,9 +106,7 @@ impl FakeProvider {
     ///
     /// Panics if no loopback port can be bound.
     pub async fn start_with(default: Behavior) -> FakeProvider {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake provider: binding 127.0.0.1:0 failed");
+        let listener = bind_loopback().expect("fake provider: binding 127.0.0.1:0 failed");
         let addr = listener
             .local_addr()
             .expect("fake provider: bound socket has no local address");
@@ -222,6 +220,19 @@ impl std::fmt::Debug for FakeProvider {
             .field("open_connections", &self.open_connections())
             .finish()
     }
+}
+
+/// Listen backlog: a load benchmark opens a thousand connections at once, and
+/// the default (128) would drop SYNs that are then retried only after 1 s.
+/// The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `127.0.0.1:<random port>` and listens with [`LISTEN_BACKLOG`].
+fn bind_loopback() -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The HTTP server settings: HTTP/1.1 and h2c, room for 100k h2 streams.

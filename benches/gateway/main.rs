@@ -1,0 +1,272 @@
+//! The gateway load benchmark: `cargo bench --bench gateway [-- --quick]
+//! [--scenario N]... [--out DIR]`.
+//!
+//! It runs the release `switchboard` daemon as a child process in front of
+//! an in-process fake provider, and the same fake provider directly, in one
+//! run, and prints daemon vs direct for six scenarios (overhead, saturation,
+//! concurrency, head-of-line blocking, streaming, drain) as a Markdown table,
+//! also written to `<out>/gateway.md` and `<out>/gateway.json`.
+//!
+//! Threads: the load client runs on this (main) thread's single-threaded
+//! tokio runtime; the fake providers run on their own single-threaded
+//! runtime thread; the daemon is a separate process. Each one's CPU time is
+//! read from `/proc` around every run. Exit status is non-zero only when the
+//! harness itself fails; missed targets are results, not failures.
+
+mod daemon;
+mod fanout;
+mod http1;
+mod load;
+mod net;
+mod procfs;
+mod report;
+mod scenarios_fanout;
+mod scenarios_load;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use serde_json::json;
+use switchboard_testkit::FakeProvider;
+
+use crate::daemon::Daemon;
+use crate::procfs::CpuProbe;
+use crate::report::Report;
+
+/// Command-line options (unknown ones, like cargo's `--bench`, are ignored).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Every scenario in a few seconds.
+    pub quick: bool,
+    /// Scenarios to run (empty: all).
+    pub scenarios: Vec<u8>,
+    /// Where the report and daemon logs go.
+    pub out: PathBuf,
+}
+
+impl Options {
+    /// Parses the process arguments.
+    fn parse() -> Options {
+        let mut options = Options {
+            quick: false,
+            scenarios: Vec::new(),
+            out: PathBuf::from("target/bench"),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+                None => (arg.clone(), None),
+            };
+            match flag.as_str() {
+                "--quick" => options.quick = true,
+                "--scenario" => {
+                    if let Some(n) = inline.or_else(|| args.next()).and_then(|v| v.parse().ok()) {
+                        options.scenarios.push(n);
+                    }
+                }
+                "--out" => {
+                    if let Some(dir) = inline.or_else(|| args.next()) {
+                        options.out = PathBuf::from(dir);
+                    }
+                }
+                _ => {}
+            }
+        }
+        options
+    }
+
+    /// Whether scenario `n` was asked for.
+    pub fn wants(&self, n: u8) -> bool {
+        self.scenarios.is_empty() || self.scenarios.contains(&n)
+    }
+}
+
+/// What every scenario can reach.
+pub struct Bench {
+    /// The options.
+    pub opts: Options,
+    /// The daemon binary.
+    pub bin: PathBuf,
+    /// The fake provider behind `fast` and `wide`, also the direct baseline.
+    pub fast: Arc<FakeProvider>,
+    /// The fake provider behind `stuck` (hung requests).
+    pub stuck: Arc<FakeProvider>,
+    /// The load client's thread id.
+    pub client_tid: i32,
+    /// The fake providers' thread id.
+    pub fake_tid: i32,
+}
+
+impl Bench {
+    /// A CPU probe for the client, the fake and (if given) the daemon.
+    pub fn probe(&self, daemon: Option<&Daemon>) -> CpuProbe {
+        CpuProbe {
+            client_tid: self.client_tid,
+            fake_tid: self.fake_tid,
+            daemon_pid: daemon.map(|d| d.pid),
+        }
+    }
+
+    /// Starts a daemon whose log is `<out>/daemon-<name>.log`.
+    pub async fn daemon(&self, name: &str) -> anyhow::Result<Daemon> {
+        Daemon::start(
+            &self.bin,
+            &self.opts.out,
+            name,
+            &self.fast.base_url(),
+            &self.stuck.base_url(),
+        )
+        .await
+    }
+}
+
+fn main() -> ExitCode {
+    let opts = Options::parse();
+    match run(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway bench: harness failure: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sets up the process, the fake providers and the client runtime, then
+/// runs the scenarios and writes the report.
+fn run(opts: Options) -> anyhow::Result<()> {
+    let (soft, hard) = procfs::raise_open_file_limit()?;
+    std::fs::create_dir_all(&opts.out)?;
+    let (fake_tx, fake_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let fake_thread = std::thread::Builder::new()
+        .name("fake-provider".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("fake provider runtime");
+            rt.block_on(async move {
+                let fast = FakeProvider::start().await;
+                let stuck = FakeProvider::start().await;
+                fast.set_recording(false);
+                stuck.set_recording(false);
+                let _ = fake_tx.send((Arc::new(fast), Arc::new(stuck), procfs::current_tid()));
+                let _ = stop_rx.await;
+            });
+        })?;
+    let (fast, stuck, fake_tid) = fake_rx.recv()?;
+    let bench = Bench {
+        opts: opts.clone(),
+        bin: PathBuf::from(env!("CARGO_BIN_EXE_switchboard")),
+        fast,
+        stuck,
+        client_tid: procfs::current_tid(),
+        fake_tid,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&rt, scenarios(&bench));
+    drop(local);
+    drop(rt);
+    let (mut report, settings) = result?;
+    report.sort();
+    let mode = if opts.quick { "quick" } else { "full" };
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let date = report::utc_now();
+    let meta = json!({
+        "mode": mode,
+        "date": date,
+        "cores": cores,
+        "open_file_limit": {"soft": soft, "hard": hard},
+        "daemon_binary": bench.bin.display().to_string(),
+        "daemon_settings": settings,
+        "scenarios_run": (1..=6).filter(|n| opts.wants(*n)).collect::<Vec<u8>>(),
+    });
+    let header = format!(
+        "## Switchboard gateway benchmark ({mode}, {date}, {cores} cores)\n\n\
+         `cargo bench --bench gateway{}`",
+        if opts.quick { " -- --quick" } else { "" }
+    );
+    report.write(&opts.out, &header, meta)?;
+    drop(bench);
+    let _ = stop_tx.send(());
+    let _ = fake_thread.join();
+    Ok(())
+}
+
+/// Runs the chosen scenarios; returns the report and the settings used.
+async fn scenarios(b: &Bench) -> anyhow::Result<(Report, String)> {
+    let mut report = Report::default();
+    let mut settings = String::new();
+    if [1, 2, 4, 5].iter().any(|n| b.opts.wants(*n)) {
+        let shared = b.daemon("shared").await?;
+        settings = shared.settings.clone();
+        let mut alone = None;
+        if b.opts.wants(1) {
+            alone = Some(scenarios_load::overhead(b, &shared, &mut report).await?);
+        }
+        if b.opts.wants(2) {
+            scenarios_load::saturation(b, &shared, &mut report).await?;
+        }
+        if b.opts.wants(4) {
+            scenarios_load::head_of_line(b, &shared, alone, &mut report).await?;
+        }
+        if b.opts.wants(5) {
+            scenarios_fanout::streaming(b, &shared, &mut report).await?;
+        }
+        finish_daemon(shared, "shared", &mut report).await;
+    }
+    if b.opts.wants(3) {
+        let daemon = b.daemon("concurrency").await?;
+        settings = daemon.settings.clone();
+        scenarios_fanout::concurrency(b, &daemon, &mut report).await?;
+        finish_daemon(daemon, "concurrency", &mut report).await;
+    }
+    if b.opts.wants(6) {
+        let daemon = b.daemon("drain").await?;
+        settings = daemon.settings.clone();
+        scenarios_fanout::drain(b, daemon, &mut report).await?;
+    }
+    Ok((report, settings))
+}
+
+/// Stops a daemon and notes how it ended and what it logged.
+async fn finish_daemon(daemon: Daemon, name: &str, report: &mut Report) {
+    let complaints = daemon.complaints();
+    let log = daemon.log.display().to_string();
+    let ended = daemon.stop().await;
+    note_daemon_end(report, name, &log, ended.map(|(_, s)| s), complaints);
+}
+
+/// Notes a daemon's exit and the WARN/ERROR lines of its log.
+pub fn note_daemon_end(
+    report: &mut Report,
+    name: &str,
+    log: &str,
+    status: Option<String>,
+    complaints: Vec<String>,
+) {
+    let status = status.unwrap_or_else(|| "did not exit within 90 s of SIGTERM: killed".into());
+    if status != "exit status: 0" {
+        report.note(format!(
+            "daemon `{name}` ended abnormally: {status} (log: {log})"
+        ));
+    }
+    if !complaints.is_empty() {
+        let first = complaints[0].chars().take(300).collect::<String>();
+        report.note(format!(
+            "daemon `{name}` logged {} WARN/ERROR line(s) ({log}); first: `{first}`",
+            complaints.len()
+        ));
+    }
+    let shown: Vec<&String> = complaints.iter().take(20).collect();
+    report.raw(
+        &format!("daemon_{name}"),
+        json!({"exit": status, "log": log, "warn_or_error_lines": complaints.len(), "first_lines": shown}),
+    );
+}
