@@ -1,5 +1,6 @@
 //! SIGTERM (or `POST /admin/drain`) stops new work with 503 + Retry-After,
-//! lets in-flight requests finish, then exits 0 and removes the socket file.
+//! lets in-flight requests finish (their answers closing their connections),
+//! then exits 0 and removes the socket file.
 //! Sessions still live when the drain deadline passes are cancelled with an
 //! error their clients can see.
 
@@ -65,6 +66,9 @@ async fn sigterm_lets_twenty_requests_finish_and_refuses_new_ones() {
             .expect("join")
             .expect("in-flight request answered");
         assert_eq!(response.status(), 200);
+        // Answers during a drain close their connection: nothing is left
+        // idle for the daemon to close when the drain ends.
+        assert_eq!(response.headers()["connection"], "close");
     }
     let status = daemon
         .wait_exit(Duration::from_secs(10))

@@ -25,7 +25,7 @@ pub const STREAM_BUFFER_FRAMES: usize = 16;
 pub enum Answer {
     /// The provider's JSON with the `session` object added.
     Complete(Bytes),
-    /// Event payloads as they arrive, then [`StreamItem::Done`] or
+    /// The provider's events as they arrive, then [`StreamItem::Done`] or
     /// [`StreamItem::Failed`].
     Stream(mpsc::Receiver<StreamItem>),
 }
@@ -33,7 +33,7 @@ pub enum Answer {
 /// One item of a streamed answer, for the HTTP layer to frame as SSE.
 #[derive(Debug)]
 pub enum StreamItem {
-    /// One event's payload, as the provider sent it.
+    /// Complete SSE events, framed as the provider framed them.
     Data(Bytes),
     /// The stream ended well.
     Done,
@@ -73,7 +73,7 @@ impl Future for ClientGone {
 
 /// Appends `,"session":{...}` to a provider's JSON object without re-encoding it.
 /// Fails when the body is not a JSON object.
-pub fn with_session_object(body: &[u8], session: &serde_json::Value) -> Result<Bytes, String> {
+pub fn with_session_object(body: &[u8], session: &impl serde::Serialize) -> Result<Bytes, String> {
     serde_json::from_slice::<serde::de::IgnoredAny>(body)
         .map_err(|err| format!("the answer is not valid JSON: {err}"))?;
     let trimmed = body.trim_ascii();
@@ -81,15 +81,14 @@ pub fn with_session_object(body: &[u8], session: &serde_json::Value) -> Result<B
         .strip_prefix(b"{")
         .and_then(|rest| rest.strip_suffix(b"}"))
         .ok_or("the answer is not a JSON object")?;
-    let session = session.to_string();
-    let mut out = Vec::with_capacity(trimmed.len() + session.len() + 16);
+    let mut out = Vec::with_capacity(trimmed.len() + 192);
     out.push(b'{');
     out.extend_from_slice(inner);
     if !inner.trim_ascii().is_empty() {
         out.push(b',');
     }
     out.extend_from_slice(b"\"session\":");
-    out.extend_from_slice(session.as_bytes());
+    serde_json::to_writer(&mut out, session).map_err(|err| err.to_string())?;
     out.push(b'}');
     Ok(out.into())
 }

@@ -15,6 +15,31 @@ use uuid::Uuid;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(Uuid);
 
+/// Hashes a [`SessionId`] by the random half of its UUID v7 as is: the
+/// registries keyed by session id are on the hot path, the ids are made by
+/// the daemon (never chosen by a caller), and 62 random bits need no mixing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SessionIdHasher(u64);
+
+impl std::hash::Hasher for SessionIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // A UUID hashes as its 16 bytes; the last 8 are the random ones.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
+
+/// A map keyed by session id, hashed with [`SessionIdHasher`].
+pub type SessionMap<V> =
+    std::collections::HashMap<SessionId, V, std::hash::BuildHasherDefault<SessionIdHasher>>;
+
 impl SessionId {
     /// A fresh, time-ordered id.
     pub fn new() -> Self {

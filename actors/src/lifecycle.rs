@@ -7,14 +7,14 @@
 //! [`Flush`] last, so nothing recorded before the drain ended is lost.
 //! Persistence to the store will hang off [`LifecycleLogger::retire`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 
-use crate::ids::SessionId;
+use crate::ids::{SessionId, SessionMap};
 use crate::meta::{SessionMeta, duration_ms};
 use crate::phase::{Phase, PhaseEvent};
 use crate::settings::LifecycleSettings;
@@ -72,7 +72,7 @@ pub struct LifecycleLogger {
     /// Limits on what is kept.
     settings: LifecycleSettings,
     /// Timelines of live and recently finished sessions.
-    timelines: HashMap<SessionId, Kept>,
+    timelines: SessionMap<Kept>,
     /// Finished sessions, oldest first, so the oldest is forgotten first.
     finished: VecDeque<SessionId>,
 }
@@ -82,7 +82,7 @@ impl LifecycleLogger {
     pub fn new(settings: LifecycleSettings) -> Self {
         Self {
             settings,
-            timelines: HashMap::new(),
+            timelines: SessionMap::default(),
             finished: VecDeque::new(),
         }
     }

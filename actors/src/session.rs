@@ -20,10 +20,11 @@ use crate::answer::{
     Answer, ClientGone, ReplyTx, STREAM_BUFFER_FRAMES, StreamItem, with_session_object,
 };
 use crate::error::{CancelReason, GatewayError};
-use crate::ids::SessionId;
+use crate::ids::{RequestId, SessionId};
 use crate::lifecycle::Recorder;
 use crate::meta::{SessionMeta, duration_ms};
 use crate::phase::Phase;
+use crate::provider::sse::has_data;
 use crate::provider::{Call, Provider, Upstream};
 
 /// Cancels the session: its client gets an error, its upstream call is aborted.
@@ -35,6 +36,16 @@ pub struct Cancel(pub CancelReason);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SessionEnded(pub SessionId);
+
+/// The `session` object added to a non-streamed answer.
+#[derive(serde::Serialize)]
+struct SessionObject<'a> {
+    id: SessionId,
+    request_id: &'a RequestId,
+    provider: &'a str,
+    model: &'a str,
+    duration_ms: u64,
+}
 
 /// How long a failed stream's final error item may wait for room in a full
 /// channel (a client that stopped reading) before it is given up.
@@ -128,7 +139,7 @@ impl Session {
         match result {
             Err(error) => self.finish(Err(error), ctx),
             Ok(Upstream::Complete(body)) => {
-                match with_session_object(&body, &self.session_json()) {
+                match with_session_object(&body, &self.session_object()) {
                     Ok(body) => {
                         let delivered = self.send_reply(Ok(Answer::Complete(body)));
                         self.finish(delivered, ctx);
@@ -175,14 +186,14 @@ impl Session {
         }
     }
 
-    fn session_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.meta.id,
-            "request_id": self.meta.request_id,
-            "provider": &*self.meta.provider,
-            "model": &*self.meta.model,
-            "duration_ms": self.meta.age_ms(),
-        })
+    fn session_object(&self) -> SessionObject<'_> {
+        SessionObject {
+            id: self.meta.id,
+            request_id: &self.meta.request_id,
+            provider: &self.meta.provider,
+            model: &self.meta.model,
+            duration_ms: self.meta.age_ms(),
+        }
     }
 
     /// Ends the session once: aborts any running call, tells the client how
@@ -230,8 +241,8 @@ fn terminal_phase(error: &GatewayError) -> Phase {
     }
 }
 
-/// Relays event payloads to the client, recording FIRST_TOKEN and the end of
-/// the provider call; stops at the first failure on either side.
+/// Relays the provider's events to the client, recording FIRST_TOKEN and the
+/// end of the provider call; stops at the first failure on either side.
 async fn relay(
     mut events: BoxStream<'static, Result<Bytes, GatewayError>>,
     tx: mpsc::Sender<StreamItem>,
@@ -241,7 +252,8 @@ async fn relay(
     let mut first = true;
     while let Some(data) = events.next().await {
         let data = data?;
-        if std::mem::take(&mut first) {
+        if first && has_data(&data) {
+            first = false;
             recorder.first_token();
         }
         tx.send(StreamItem::Data(data)).await.map_err(client_gone)?;

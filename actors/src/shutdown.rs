@@ -8,6 +8,7 @@
 //! its socket and exits.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -66,8 +67,8 @@ pub struct Shutdown {
     logger: Addr<LifecycleLogger>,
     /// Where the report goes; taken when the drain ends.
     on_drained: Option<oneshot::Sender<DrainReport>>,
-    /// Set once a drain has begun.
-    draining: bool,
+    /// Set once a drain has begun; shared with the HTTP layer.
+    draining: Arc<AtomicBool>,
     /// Wakes a running drain to cancel everything now (second signal).
     force: Arc<Notify>,
 }
@@ -79,19 +80,20 @@ impl Shutdown {
         supervisor: Addr<Supervisor>,
         logger: Addr<LifecycleLogger>,
         on_drained: oneshot::Sender<DrainReport>,
+        draining: Arc<AtomicBool>,
     ) -> Self {
         Self {
             settings,
             supervisor,
             logger,
             on_drained: Some(on_drained),
-            draining: false,
+            draining,
             force: Arc::new(Notify::new()),
         }
     }
 
     fn begin(&mut self, reason: DrainReason, ctx: &mut Context<Self>) -> bool {
-        if std::mem::replace(&mut self.draining, true) {
+        if self.draining.swap(true, Ordering::Relaxed) {
             return false;
         }
         tracing::info!(

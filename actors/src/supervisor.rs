@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::answer::{ClientGone, ReplyTx};
 use crate::error::{CancelReason, GatewayError, truncate};
-use crate::ids::SessionId;
+use crate::ids::{SessionId, SessionMap};
 use crate::lifecycle::{LifecycleLogger, Recorder, Timeline, TimelineView};
 use crate::meta::{Received, SessionMeta};
 use crate::phase::Phase;
@@ -142,7 +142,7 @@ pub struct Supervisor {
     /// Where phases are recorded.
     logger: Addr<LifecycleLogger>,
     /// Live sessions.
-    live: HashMap<SessionId, Live>,
+    live: SessionMap<Live>,
     /// Set by the drain: nothing new is admitted.
     draining: bool,
     /// Told when the last live session ends.
@@ -189,7 +189,7 @@ impl Supervisor {
             settings: settings.sessions.clone(),
             routes,
             logger,
-            live: HashMap::new(),
+            live: SessionMap::default(),
             draining: false,
             idle_waiters: Vec::new(),
         }

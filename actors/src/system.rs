@@ -6,6 +6,8 @@
 //! thread: every hop between threads costs a wake-up.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
@@ -23,6 +25,10 @@ pub struct ActorSystem {
     pub supervisor: Addr<Supervisor>,
     /// `POST /admin/drain`.
     pub shutdown: Addr<Shutdown>,
+    /// Set when a drain begins, read on every answer without a message: the
+    /// HTTP layer then closes each connection after its answer, so clients
+    /// stop reusing them and no idle connection is left to close at the end.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl ActorSystem {
@@ -48,16 +54,19 @@ impl ActorSystem {
             providers.insert(name.clone(), actor.start());
         }
         let supervisor = Supervisor::new(settings, providers, logger.clone()).start();
+        let draining = Arc::new(AtomicBool::new(false));
         let shutdown = Shutdown::new(
             settings.shutdown.clone(),
             supervisor.clone(),
             logger,
             on_drained,
+            draining.clone(),
         )
         .start();
         Ok(Self {
             supervisor,
             shutdown,
+            draining,
         })
     }
 }

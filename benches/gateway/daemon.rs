@@ -88,13 +88,16 @@ impl Daemon {
         fs::write(&config, &settings)?;
         let log = out.join(format!("daemon-{name}.log"));
         let file = File::create(&log)?;
-        let mut child = Command::new(bin)
+        let mut child = wrapped(bin)
             .arg("serve")
             .arg("--config")
             .arg(&config)
             .arg("--log-format")
             .arg("json")
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("SWITCHBOARD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
@@ -253,4 +256,21 @@ fn tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// The daemon's command, run under `SWITCHBOARD_BENCH_WRAP` when it is set
+/// (e.g. `heaptrack -o /tmp/sb` to see where a scenario's memory goes);
+/// memory and CPU figures then describe the wrapper, so use it to profile,
+/// not to measure.
+fn wrapped(bin: &Path) -> Command {
+    let wrap = std::env::var("SWITCHBOARD_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(bin);
+            command
+        }
+        None => Command::new(bin),
+    }
 }

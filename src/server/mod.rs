@@ -139,8 +139,10 @@ async fn serve(
                     "drained"
                 );
             }
+            let stopping = std::time::Instant::now();
             handle.stop(true).await;
             let _ = serving.await;
+            tracing::info!(took_ms = stopping.elapsed().as_millis() as u64, "server stopped");
         }
         result = &mut serving => {
             result.context("the HTTP server panicked")?.context("the HTTP server failed")?;

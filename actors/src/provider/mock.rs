@@ -106,6 +106,7 @@ fn completion(name: &str, model: &str, text: &str) -> Bytes {
     Bytes::from(body.to_string())
 }
 
+/// One SSE event carrying a chat.completion.chunk.
 fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Bytes {
     let body = json!({
         "id": id,
@@ -114,7 +115,7 @@ fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Bytes {
         "model": model,
         "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }]
     });
-    Bytes::from(body.to_string())
+    Bytes::from(format!("data: {body}\n\n"))
 }
 
 /// The echo as a stream: a role chunk, one chunk per word, a finish chunk.
@@ -163,7 +164,8 @@ mod tests {
             .collect()
             .await;
         assert_eq!(chunks.len(), 4);
-        let last: Value = serde_json::from_slice(chunks[3].as_ref().unwrap()).unwrap();
+        let event = std::str::from_utf8(chunks[3].as_ref().unwrap()).unwrap();
+        let last: Value = serde_json::from_str(event.strip_prefix("data: ").unwrap()).unwrap();
         assert_eq!(last["choices"][0]["finish_reason"], "stop");
     }
 }

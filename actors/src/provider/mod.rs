@@ -11,6 +11,7 @@
 
 mod mock;
 mod openai;
+pub mod sse;
 
 use std::sync::Arc;
 
@@ -40,12 +41,12 @@ pub struct Call {
     pub recorder: Recorder,
 }
 
-/// What the provider answered: a whole JSON body, or a stream of SSE event
-/// payloads (the `data:` of each event, `[DONE]` already consumed).
+/// What the provider answered: a whole JSON body, or its server-sent events
+/// as it framed them, complete events only, `[DONE]` left out.
 pub enum Upstream {
     /// A non-streamed answer, as the provider sent it.
     Complete(Bytes),
-    /// Event payloads as they arrive; the stream ends after `[DONE]` or EOF.
+    /// Complete SSE events as they arrive; ends at `[DONE]` or EOF.
     Stream(BoxStream<'static, Result<Bytes, GatewayError>>),
 }
 

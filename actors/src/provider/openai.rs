@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use eventsource_stream::Eventsource;
 use futures_util::{FutureExt, StreamExt, stream};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
+use super::sse::EventSplitter;
 use super::{Call, CallFuture, Upstream};
 use crate::error::{GatewayError, truncate};
 use crate::settings::ProviderSettings;
@@ -65,6 +65,10 @@ impl Openai {
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
+            // Retries and their budget are the daemon's own (each attempt is
+            // a recorded phase); redirects are not part of the chat API.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")));
         if settings.http2_prior_knowledge {
             builder = builder.http2_prior_knowledge();
@@ -203,39 +207,46 @@ async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Byt
     Ok(body.freeze())
 }
 
-/// The event payloads of an SSE answer, ending at `[DONE]`.
+/// The answer's complete events, as the provider framed them, ending before
+/// `[DONE]` (or at the end of the body).
 fn events(
     response: reqwest::Response,
     provider: String,
 ) -> futures_util::stream::BoxStream<'static, Result<Bytes, GatewayError>> {
-    let events = response.bytes_stream().eventsource();
-    stream::unfold(Some(events), move |state| {
+    let body = response.bytes_stream();
+    let state = Some((body, EventSplitter::default()));
+    stream::unfold(state, move |state| {
         let provider = provider.clone();
         async move {
-            let mut events = state?;
+            let (mut body, mut splitter) = state?;
             loop {
-                match events.next().await {
-                    None => return None,
-                    Some(Ok(event)) if event.data == "[DONE]" => {
-                        // Read the end of the body if it is already here, so
-                        // the connection goes back to the pool.
-                        let _ = events.next().now_or_never();
-                        return None;
-                    }
-                    Some(Ok(event)) if event.data.is_empty() => continue,
-                    Some(Ok(event)) => return Some((Ok(Bytes::from(event.data)), Some(events))),
-                    Some(Err(err)) => {
-                        let error = GatewayError::ProviderFailed {
-                            provider,
-                            reason: format!("the stream broke: {err}"),
-                        };
-                        return Some((Err(error), None));
-                    }
+                let chunk = match body.next().await {
+                    Some(Ok(chunk)) => chunk,
+                    None if !splitter.has_partial() => return None,
+                    None => return Some((Err(broke(provider, "it ended mid-event")), None)),
+                    Some(Err(err)) => return Some((Err(broke(provider, &describe(&err))), None)),
+                };
+                let split = splitter.push(chunk);
+                if split.done {
+                    // Read the end of the body if it is already here, so the
+                    // connection goes back to the pool.
+                    let _ = body.next().now_or_never();
+                    return (!split.events.is_empty()).then_some((Ok(split.events), None));
+                }
+                if !split.events.is_empty() {
+                    return Some((Ok(split.events), Some((body, splitter))));
                 }
             }
         }
     })
     .boxed()
+}
+
+fn broke(provider: String, why: &str) -> GatewayError {
+    GatewayError::ProviderFailed {
+        provider,
+        reason: format!("the stream broke: {why}"),
+    }
 }
 
 /// A transport error in our words (reqwest's text can include the URL, never a key).

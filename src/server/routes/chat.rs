@@ -8,6 +8,9 @@
 //! the connection at once), and the session cancels its upstream call.
 
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+
+use actix_web::http::ConnectionType;
 
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -25,12 +28,24 @@ use crate::server::AppState;
 use crate::server::error;
 use crate::server::ids::Ids;
 
-/// The chat-completions endpoint.
+/// The chat-completions endpoint. While the daemon drains, each answer
+/// closes its connection, so clients stop reusing connections that are about
+/// to go away and the drain ends with none left to close.
 pub async fn chat_completions(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let mut response = answer(req, payload, &state).await;
+    if state.actors.draining.load(Ordering::Relaxed) {
+        response
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    response
+}
+
+async fn answer(req: HttpRequest, payload: web::Payload, state: &AppState) -> HttpResponse {
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -95,21 +110,33 @@ async fn read_body(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
+    let unreadable =
+        |err| GatewayError::bad_request(format!("could not read the request body: {err}"), None);
+    // Most bodies arrive in one piece: keep it as is, without a copy.
+    let Some(first) = payload.next().await.transpose().map_err(unreadable)? else {
+        return Ok(Bytes::new());
+    };
+    if first.len() > limit {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    let Some(second) = payload.next().await.transpose().map_err(unreadable)? else {
+        return Ok(first);
+    };
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| {
-            GatewayError::bad_request(format!("could not read the request body: {err}"), None)
-        })?;
+    body.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
         if body.len() + chunk.len() > limit {
             return Err(GatewayError::BodyTooLarge { limit });
         }
         body.extend_from_slice(&chunk);
+        next = payload.next().await.transpose().map_err(unreadable)?;
     }
     Ok(body.freeze())
 }
 
-/// The SSE body: each payload as `data: …`, then `data: [DONE]`, or an error
-/// event in OpenAI's shape (and no `[DONE]`) when the stream failed.
+/// The SSE body: the provider's events as they came, then `data: [DONE]`, or
+/// an error event in OpenAI's shape (and no `[DONE]`) when the stream failed.
 fn sse(
     items: mpsc::Receiver<StreamItem>,
     guard: ClientGuard,
@@ -117,7 +144,7 @@ fn sse(
     stream::unfold(Some((items, guard)), |state| async move {
         let (mut items, guard) = state?;
         let (frame, more) = match items.recv().await {
-            Some(StreamItem::Data(data)) => (frame(&data), true),
+            Some(StreamItem::Data(events)) => (events, true),
             Some(StreamItem::Done) => (Bytes::from_static(b"data: [DONE]\n\n"), false),
             Some(StreamItem::Failed(error)) => (error_frame(&error), false),
             None => return None,
