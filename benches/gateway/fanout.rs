@@ -113,13 +113,25 @@ pub struct Fanout {
 /// Opens `n` connections to `target`, then sends `request` on all at once.
 /// Returns once every request has left; answers are read in the background.
 pub async fn start(target: &Target, request: Rc<[u8]>, expect: Expect, n: usize) -> Fanout {
+    start_paced(target, request, expect, n, Duration::ZERO).await
+}
+
+/// Like [`start`], but request `i` leaves `i × pace` after the first, so the
+/// requests overlap without arriving as one burst.
+pub async fn start_paced(
+    target: &Target,
+    request: Rc<[u8]>,
+    expect: Expect,
+    n: usize,
+    pace: Duration,
+) -> Fanout {
     let outcome = Rc::new(Outcome::new());
     let (go_tx, go_rx) = watch::channel(false);
     let (release, release_rx) = watch::channel(false);
     let began = Instant::now();
     let deadline = began + CONNECT_PATIENCE;
     let tasks = (0..n)
-        .map(|_| {
+        .map(|index| {
             let (target, request) = (target.clone(), Rc::clone(&request));
             let (out, mut go, mut release) =
                 (Rc::clone(&outcome), go_rx.clone(), release_rx.clone());
@@ -139,6 +151,10 @@ pub async fn start(target: &Target, request: Rc<[u8]>, expect: Expect, n: usize)
                 out.connected.set(out.connected.get() + 1);
                 let mut conn = Conn::new(stream);
                 let _ = go.wait_for(|g| *g).await;
+                if !pace.is_zero() {
+                    let go_at = out.go_at.get().unwrap_or_else(Instant::now);
+                    tokio::time::sleep_until((go_at + pace * index as u32).into()).await;
+                }
                 let t0 = Instant::now();
                 let exchange =
                     tokio::time::timeout(FANOUT_TIMEOUT, conn.exchange(&request, expect));

@@ -202,14 +202,55 @@ pub async fn streaming(b: &Bench, daemon: &Daemon, r: &mut Report) -> anyhow::Re
             "5: {warm_errors} of the {n} pool warm-up requests failed"
         ));
     }
+    let through: Rc<[u8]> = through.into();
+    let direct: Rc<[u8]> = direct.into();
+    // 5: all at once, then 5b: paced evenly over one second, so up to n
+    // streams are live together but their starts do not arrive as one burst.
+    let burst = stream_run(b, daemon, &through, &direct, n, Duration::ZERO, r, "").await;
+    let pace = Duration::from_secs(1) / n as u32;
+    let paced = stream_run(b, daemon, &through, &direct, n, pace, r, " (paced)").await;
+    r.note(format!(
+        "5: {n} streams of `{model}` via `{STREAM_PROVIDER}` (HTTP/1.1 upstream pool, warmed \
+         first with {n} requests; direct is HTTP/1.1 too); {EVENTS_PER_STREAM} data events \
+         expected per stream ({STREAM_CHUNKS} content, stop, [DONE]); first chunk timed from \
+         each request's write. Rows without a mark send all {n} at once, so their time to \
+         first chunk is mostly the time to start {n} sessions one after another; rows marked \
+         (paced) send one every {} µs, so up to {n} streams (≈ {} chunks/s) are live while \
+         each new one starts. Cores busy, burst: {}; paced: {}",
+        pace.as_micros(),
+        n * 100,
+        burst,
+        paced,
+    ));
+    r.raw(
+        "5_streaming",
+        json!({"n": n, "model": model, "provider": STREAM_PROVIDER,
+               "pace_us": pace.as_micros() as u64}),
+    );
+    Ok(())
+}
+
+/// One streaming run through the daemon and one direct; adds scenario 5's
+/// rows (their names end in `mark`); returns the cores busy, for the note.
+#[allow(clippy::too_many_arguments)]
+async fn stream_run(
+    b: &Bench,
+    daemon: &Daemon,
+    through: &Rc<[u8]>,
+    direct: &Rc<[u8]>,
+    n: usize,
+    pace: Duration,
+    r: &mut Report,
+    mark: &str,
+) -> String {
     let probe = b.probe(Some(daemon));
     let cpu0 = probe.sample();
-    let run = fanout::start(&daemon.target(), through.into(), Expect::Events, n).await;
+    let run = fanout::start_paced(&daemon.target(), through.clone(), Expect::Events, n, pace).await;
     run.finished().await;
     let d = run.release().await;
     let cpu1 = probe.sample();
     let direct_target = Target::Tcp(b.fast.addr());
-    let run = fanout::start(&direct_target, direct.into(), Expect::Events, n).await;
+    let run = fanout::start_paced(&direct_target, direct.clone(), Expect::Events, n, pace).await;
     run.finished().await;
     let x = run.release().await;
     let cpu2 = probe.sample();
@@ -217,70 +258,44 @@ pub async fn streaming(b: &Bench, daemon: &Daemon, r: &mut Report) -> anyhow::Re
     let q = |o: &Outcome, p: f64| o.first_event.borrow().value_at_quantile(p) as f64;
     let diff = Compare::Difference;
     let p50 = (Some(q(&d, 0.5)), Some(q(&x, 0.5)));
-    r.add(
-        5,
-        "time to first chunk p50 (µs)",
-        p50.0,
-        p50.1,
-        diff,
-        Some(Goal::AtMost(100.0)),
-    );
+    let name = format!("time to first chunk p50 (µs){mark}");
+    r.add(5, &name, p50.0, p50.1, diff, Some(Goal::AtMost(100.0)));
     let p99 = (Some(q(&d, 0.99)), Some(q(&x, 0.99)));
-    r.add(
-        5,
-        "time to first chunk p99 (µs)",
-        p99.0,
-        p99.1,
-        diff,
-        Some(Goal::AtMost(1000.0)),
-    );
+    let name = format!("time to first chunk p99 (µs){mark}");
+    r.add(5, &name, p99.0, p99.1, diff, Some(Goal::AtMost(1000.0)));
     let expected = n as u64 * EVENTS_PER_STREAM;
     let lost = |o: &Outcome| expected.saturating_sub(o.events.get()) as f64;
+    let name = format!("chunks lost (data events expected − received){mark}");
     r.add(
         5,
-        "chunks lost (data events expected − received)",
+        &name,
         Some(lost(&d)),
         Some(lost(&x)),
         Compare::None,
         Some(Goal::AtMost(0.0)),
     );
     let ok = (Some(d.ok.get() as f64), Some(x.ok.get() as f64));
+    let name = format!("streams complete (200, ended by [DONE]){mark}");
     r.add(
         5,
-        "streams complete (200, ended by [DONE])",
+        &name,
         ok.0,
         ok.1,
         Compare::None,
         Some(Goal::AtLeast(n as f64)),
     );
     let ms = |o: &Outcome| o.latency.borrow().value_at_quantile(0.5) as f64 / 1000.0;
-    r.add(
-        5,
-        "stream duration p50 (ms)",
-        Some(ms(&d)),
-        Some(ms(&x)),
-        diff,
-        None,
-    );
-    r.note(format!(
-        "5: {n} streams at once, `{model}` via `{STREAM_PROVIDER}` (HTTP/1.1 upstream pool, \
-         warmed first with {n} requests; direct is HTTP/1.1 too); {EVENTS_PER_STREAM} data \
-         events expected per stream ({STREAM_CHUNKS} content, stop, [DONE]); first chunk \
-         timed from the request's write. Cores busy during the daemon run: client {:.2}, \
-         fake {:.2}, daemon {:.2}; direct run: client {:.2}, fake {:.2}",
-        d_cpu["client"].as_f64().unwrap_or(0.0),
-        d_cpu["fake_provider"].as_f64().unwrap_or(0.0),
-        d_cpu["daemon"].as_f64().unwrap_or(0.0),
-        x_cpu["client"].as_f64().unwrap_or(0.0),
-        x_cpu["fake_provider"].as_f64().unwrap_or(0.0),
-    ));
-    r.raw(
-        "5_streaming",
-        json!({"n": n, "model": model, "provider": STREAM_PROVIDER, "expected_events": expected,
-               "daemon": outcome_json(&d), "direct": outcome_json(&x),
-               "cpu_cores_busy": {"daemon_run": d_cpu, "direct_run": x_cpu}}),
-    );
-    Ok(())
+    let name = format!("stream duration p50 (ms){mark}");
+    r.add(5, &name, Some(ms(&d)), Some(ms(&x)), diff, None);
+    let busy = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    format!(
+        "daemon run client {:.2} / fake {:.2} / daemon {:.2}, direct run client {:.2} / fake {:.2}",
+        busy(&d_cpu, "client"),
+        busy(&d_cpu, "fake_provider"),
+        busy(&d_cpu, "daemon"),
+        busy(&x_cpu, "client"),
+        busy(&x_cpu, "fake_provider"),
+    )
 }
 
 /// Scenario 6: N live sessions on `wide`, then SIGTERM: all must complete,

@@ -228,9 +228,7 @@ fn events(
                 };
                 let split = splitter.push(chunk);
                 if split.done {
-                    // Read the end of the body if it is already here, so the
-                    // connection goes back to the pool.
-                    let _ = body.next().now_or_never();
+                    finish_body(body);
                     return (!split.events.is_empty()).then_some((Ok(split.events), None));
                 }
                 if !split.events.is_empty() {
@@ -240,6 +238,27 @@ fn events(
         }
     })
     .boxed()
+}
+
+/// How long the end of a stream's body may take to arrive after `[DONE]`.
+const BODY_END_GRACE: Duration = Duration::from_secs(1);
+
+/// Reads what is left of a body after `[DONE]` (usually just the chunked
+/// encoding's last chunk) beside the session, so its connection goes back to
+/// the pool instead of being closed and reopened for the next stream.
+fn finish_body<S>(mut body: S)
+where
+    S: futures_util::Stream + Unpin + 'static,
+{
+    if matches!(body.next().now_or_never(), Some(None)) {
+        return;
+    }
+    actix_rt::spawn(async move {
+        let _ = tokio::time::timeout(BODY_END_GRACE, async {
+            while body.next().await.is_some() {}
+        })
+        .await;
+    });
 }
 
 fn broke(provider: String, why: &str) -> GatewayError {
