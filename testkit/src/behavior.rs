@@ -4,11 +4,15 @@
 //! `model` name (`"fake/delay-1000"` reaches the fake provider as
 //! `"delay-1000"`) or the `x-fake-behavior` header; Rust code (tests, the
 //! load benchmark) builds [`Behavior`] values directly, e.g. for
-//! [`crate::FakeProvider::start_with`].
+//! [`crate::FakeProvider::start_with`]. The arguments of the retry-test
+//! behaviors (`fail…`, `glm…`, `kimi…`) are parsed and written by
+//! `failures.rs`.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
+
+use crate::failures::{self, KimiError, RetryAfter};
 
 /// What the fake provider does with one chat-completion request.
 ///
@@ -47,6 +51,58 @@ pub enum Behavior {
     /// `slowheaders-<ms>`: waits this long before sending the response head,
     /// then a normal 3-chunk stream 10 ms apart.
     SlowHeaders(Duration),
+    /// `fail-<n>-<status>`, `fail-<n>-<status>-after-<s>` or
+    /// `failms-<n>-<status>-after-<ms>`: the first `times` requests answer
+    /// `status` (400..=599) with the OpenAI-style error body of `status-<code>`
+    /// (`{"error":{"message":"fake failure <status>","type":"server_error",
+    /// "code":"<status>"}}`), plus a `Retry-After: <s>` or `retry-after-ms:
+    /// <ms>` header if given; later ones answer like [`Behavior::Instant`]
+    /// (streamed if asked).
+    ///
+    /// Like every counted (`…fail-<n>-…`) behavior, requests are counted per
+    /// provider and per exact request `model` string (`"fake/fail-1-503"` and
+    /// `"fail-1-503"` count apart), and per behavior when the header or the
+    /// default picks it; failures are JSON even for `"stream": true`.
+    Fail {
+        /// How many requests fail before the first success.
+        times: u32,
+        /// The HTTP status of each failure.
+        status: u16,
+        /// The retry hint header each failure carries, if any.
+        retry_after: Option<RetryAfter>,
+    },
+    /// `glm-<code>`: always 429 with GLM's (Zhipu's) error shape
+    /// `{"error":{"code":"<code>","message":"glm error <code>"}}`, the code a
+    /// string (e.g. 1302, 1305, 1312 retryable; 1113, 1304 not).
+    Glm(u32),
+    /// `glmfail-<n>-<code>`: the first `times` requests answer like
+    /// `glm-<code>`, later ones like [`Behavior::Instant`]; counted as for
+    /// [`Behavior::Fail`].
+    GlmFail {
+        /// How many requests fail before the first success.
+        times: u32,
+        /// GLM's business error code.
+        code: u32,
+    },
+    /// `kimi-<overloaded|ratelimit|quota>`: always 429 with Kimi's error shape
+    /// `{"error":{"message":"kimi error","type":"<type>"}}`, the type given
+    /// by [`KimiError::error_type`].
+    Kimi(KimiError),
+    /// `kimifail-<n>-<kind>`: the first `times` requests answer like
+    /// `kimi-<kind>`, later ones like [`Behavior::Instant`]; counted as for
+    /// [`Behavior::Fail`].
+    KimiFail {
+        /// How many requests fail before the first success.
+        times: u32,
+        /// Which Kimi error each failure carries.
+        kind: KimiError,
+    },
+    /// `refuse`: no HTTP answer at all. Once the request (head and body) is
+    /// read, the provider closes its TCP connection, so the client sees a
+    /// connection error ("connection closed before message completed" on
+    /// HTTP/1.1; on h2c every stream of that connection fails). Counted as a
+    /// request and recorded, not counted as abandoned.
+    Refuse,
 }
 
 /// Why a behavior string was rejected; its `Display` names the input.
@@ -95,13 +151,17 @@ impl FromStr for Behavior {
                 "instant" => Ok(Behavior::Instant),
                 "hang" => Ok(Behavior::Hang),
                 "broken" => Ok(Behavior::Broken),
-                "delay" | "status" | "stream" | "stall" | "cut" | "slowheaders" => {
+                "refuse" => Ok(Behavior::Refuse),
+                "delay" | "status" | "stream" | "stall" | "cut" | "slowheaders" | "fail"
+                | "failms" | "glm" | "glmfail" | "kimi" | "kimifail" => {
                     Err(fail("missing arguments after the name"))
                 }
                 _ => Err(fail("unknown behavior name")),
             },
             Some((name, args)) => match name {
-                "instant" | "hang" | "broken" => Err(fail("this behavior takes no arguments")),
+                "instant" | "hang" | "broken" | "refuse" => {
+                    Err(fail("this behavior takes no arguments"))
+                }
                 _ => with_args(name, args).ok_or_else(|| fail(usage(name))),
             },
         }
@@ -117,7 +177,7 @@ fn usage(name: &str) -> &'static str {
         "stall" => "expected stall-<n>",
         "cut" => "expected cut-<n>",
         "slowheaders" => "expected slowheaders-<ms>",
-        _ => "unknown behavior name",
+        _ => failures::usage(name).unwrap_or("unknown behavior name"),
     }
 }
 
@@ -130,7 +190,7 @@ fn with_args(name: &str, args: &str) -> Option<Behavior> {
         "stall" => count(args).map(Behavior::Stall),
         "cut" => count(args).map(Behavior::Cut),
         "slowheaders" => millis(args).map(Behavior::SlowHeaders),
-        _ => None,
+        _ => failures::with_args(name, args),
     }
 }
 
@@ -162,9 +222,22 @@ fn parse_stream(s: &str) -> Option<Behavior> {
     })
 }
 
+impl Behavior {
+    /// How many requests fail before the first success, for the counted
+    /// behaviors (`fail…`, `glmfail…`, `kimifail…`); `None` for the others.
+    pub fn fail_times(self) -> Option<u32> {
+        match self {
+            Behavior::Fail { times, .. }
+            | Behavior::GlmFail { times, .. }
+            | Behavior::KimiFail { times, .. } => Some(times),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Behavior {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        match *self {
             Behavior::Instant => f.write_str("instant"),
             Behavior::Delay(d) => write!(f, "delay-{}", d.as_millis()),
             Behavior::Hang => f.write_str("hang"),
@@ -176,6 +249,20 @@ impl fmt::Display for Behavior {
             Behavior::Stall(n) => write!(f, "stall-{n}"),
             Behavior::Cut(n) => write!(f, "cut-{n}"),
             Behavior::SlowHeaders(d) => write!(f, "slowheaders-{}", d.as_millis()),
+            Behavior::Fail {
+                times,
+                status,
+                retry_after,
+            } => match retry_after {
+                None => write!(f, "fail-{times}-{status}"),
+                Some(RetryAfter::Seconds(s)) => write!(f, "fail-{times}-{status}-after-{s}"),
+                Some(RetryAfter::Millis(ms)) => write!(f, "failms-{times}-{status}-after-{ms}"),
+            },
+            Behavior::Glm(code) => write!(f, "glm-{code}"),
+            Behavior::GlmFail { times, code } => write!(f, "glmfail-{times}-{code}"),
+            Behavior::Kimi(kind) => write!(f, "kimi-{kind}"),
+            Behavior::KimiFail { times, kind } => write!(f, "kimifail-{times}-{kind}"),
+            Behavior::Refuse => f.write_str("refuse"),
         }
     }
 }

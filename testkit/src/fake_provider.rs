@@ -6,6 +6,7 @@
 //! `127.0.0.1:<random port>`, runs on the current tokio runtime, keeps its
 //! counters in atomics and logs nothing per request.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::behavior::Behavior;
@@ -52,6 +54,9 @@ pub(crate) struct Shared {
     recording: AtomicBool,
     /// Source of unique `chatcmpl-…` ids.
     next_seq: AtomicU64,
+    /// Requests so far per (exact model string, counted behavior), for the
+    /// `…fail-<n>-…` behaviors.
+    attempts: Mutex<HashMap<(String, Behavior), u32>>,
 }
 
 impl Shared {
@@ -63,6 +68,7 @@ impl Shared {
             seen: Mutex::new(Vec::new()),
             recording: AtomicBool::new(true),
             next_seq: AtomicU64::new(1),
+            attempts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -77,6 +83,16 @@ impl Shared {
             let seen = build();
             lock(&self.seen).push(seen);
         }
+    }
+
+    /// Counts one request for `model` under the counted `behavior` and
+    /// returns how many came before it (0 for the first).
+    pub(crate) fn attempt(&self, model: &str, behavior: Behavior) -> u32 {
+        let mut attempts = lock(&self.attempts);
+        let seen = attempts.entry((model.to_owned(), behavior)).or_insert(0);
+        let before = *seen;
+        *seen = seen.saturating_add(1);
+        before
     }
 
     /// A new reply sequence number.
@@ -143,6 +159,17 @@ impl FakeProvider {
     /// Every chat request received so far (while recording), in order.
     pub fn requests(&self) -> Vec<SeenRequest> {
         lock(&self.shared.seen).clone()
+    }
+
+    /// The recorded chat requests whose JSON body's `model` is exactly
+    /// `model`, in order: the attempts a retrying client made, with their
+    /// [`SeenRequest::at`] instants to check the backoff between them.
+    pub fn requests_for(&self, model: &str) -> Vec<SeenRequest> {
+        lock(&self.shared.seen)
+            .iter()
+            .filter(|r| r.body.get("model").and_then(Value::as_str) == Some(model))
+            .cloned()
+            .collect()
     }
 
     /// How many chat requests arrived (recorded or not).
@@ -270,7 +297,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// Serves one connection until it ends; `_guard` counts it open meanwhile.
+/// Serves one connection until it ends, or until a `refuse` request asks
+/// (through `closer`) for it to be dropped unanswered; `_guard` counts it
+/// open meanwhile.
 async fn serve(
     tcp: TcpStream,
     _guard: ConnectionGuard,
@@ -279,7 +308,16 @@ async fn serve(
 ) {
     // Streamed chunks must leave at once, not wait for Nagle.
     let _ = tcp.set_nodelay(true);
-    let service = service_fn(move |req| handler::handle(Arc::clone(&shared), req));
-    // Errors (client vanished, protocol error, scripted cut) just end it.
-    let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+    let closer = Arc::new(Notify::new());
+    let service = service_fn({
+        let closer = Arc::clone(&closer);
+        move |req| handler::handle(Arc::clone(&shared), Arc::clone(&closer), req)
+    });
+    let conn = builder.serve_connection(TokioIo::new(tcp), service);
+    tokio::select! {
+        // Errors (client vanished, protocol error, scripted cut) just end it.
+        _ = conn => {}
+        // Dropping `conn` closes the socket with nothing written.
+        () = closer.notified() => {}
+    }
 }

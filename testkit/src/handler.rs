@@ -2,7 +2,9 @@
 //!
 //! Called by the fake provider's connection tasks (`fake_provider.rs`) once
 //! per HTTP request; picks a [`Behavior`] (header, then model, then default),
-//! records the request, and builds the response with `responses.rs`.
+//! records the request, settles the counted `…fail-<n>-…` behaviors, and
+//! builds the response with `responses.rs` (or, for `refuse`, has the
+//! connection dropped through the connection's closer).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use hyper::body::Incoming;
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
+use tokio::sync::Notify;
 
 use crate::behavior::Behavior;
 use crate::fake_provider::{SeenRequest, Shared};
@@ -26,13 +29,15 @@ pub const BEHAVIOR_HEADER: &str = "x-fake-behavior";
 const DEFAULT_STREAM_CHUNKS: usize = 3;
 
 /// Routes one request: chat completions, the model list, or a 404.
+/// `closer` drops the request's connection when notified.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
+    closer: Arc<Notify>,
     req: Request<Incoming>,
 ) -> Result<Response<FakeBody>, Infallible> {
     let path = req.uri().path();
     let resp = if path.ends_with("/chat/completions") && req.method() == Method::POST {
-        chat(shared, req).await
+        chat(shared, &closer, req).await
     } else if path.ends_with("/models") && req.method() == Method::GET {
         responses::models()
     } else {
@@ -43,7 +48,7 @@ pub(crate) async fn handle(
 }
 
 /// Handles one chat-completion request end to end.
-async fn chat(shared: Arc<Shared>, req: Request<Incoming>) -> Response<FakeBody> {
+async fn chat(shared: Arc<Shared>, closer: &Notify, req: Request<Incoming>) -> Response<FakeBody> {
     let at = Instant::now();
     let mut guard = RequestGuard::start(&shared.stats);
     let (parts, body) = req.into_parts();
@@ -63,9 +68,19 @@ async fn chat(shared: Arc<Shared>, req: Request<Incoming>) -> Response<FakeBody>
             return responses::client_error(StatusCode::BAD_REQUEST, &message);
         }
     };
+    let behavior = settle(&shared, behavior, model);
     let wants_stream = json.get("stream").and_then(Value::as_bool) == Some(true);
     let meta = ReplyMeta::new(shared.next_seq(), model);
-    respond(behavior, wants_stream, meta, &json, guard).await
+    respond(behavior, wants_stream, meta, &json, guard, closer).await
+}
+
+/// Counts a request of a counted (`…fail-<n>-…`) behavior and turns it into
+/// [`Behavior::Instant`] once its first n requests for `model` have failed.
+fn settle(shared: &Shared, behavior: Behavior, model: &str) -> Behavior {
+    match behavior.fail_times() {
+        Some(times) if shared.attempt(model, behavior) >= times => Behavior::Instant,
+        _ => behavior,
+    }
 }
 
 /// Picks the behavior: the override header if present, else the model name,
@@ -96,14 +111,16 @@ fn seen_request(parts: &Parts, json: &Value, at: Instant) -> SeenRequest {
     }
 }
 
-/// Carries out `behavior`; `guard` is completed once the full response exists,
-/// or handed to the streaming body, or held forever by `hang`.
+/// Carries out the settled `behavior`; `guard` is completed once the full
+/// response exists, or handed to the streaming body, or held forever by
+/// `hang`. `refuse` notifies `closer` and never returns.
 async fn respond(
     behavior: Behavior,
     wants_stream: bool,
     meta: ReplyMeta,
     request: &Value,
     mut guard: RequestGuard,
+    closer: &Notify,
 ) -> Response<FakeBody> {
     let script = |chunks, interval, end| SseScript {
         chunks,
@@ -154,6 +171,29 @@ async fn respond(
         Behavior::SlowHeaders(wait) => {
             tokio::time::sleep(wait).await;
             responses::sse(default_stream, meta, guard)
+        }
+        Behavior::Fail {
+            status,
+            retry_after,
+            ..
+        } => {
+            guard.complete();
+            responses::fail_error(status, retry_after)
+        }
+        Behavior::Glm(code) | Behavior::GlmFail { code, .. } => {
+            guard.complete();
+            responses::glm_error(code)
+        }
+        Behavior::Kimi(kind) | Behavior::KimiFail { kind, .. } => {
+            guard.complete();
+            responses::kimi_error(kind)
+        }
+        Behavior::Refuse => {
+            guard.complete();
+            drop(guard);
+            closer.notify_one();
+            // The connection, and this future with it, is about to be dropped.
+            std::future::pending().await
         }
     }
 }

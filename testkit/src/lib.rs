@@ -2,8 +2,9 @@
 //!
 //! Used by the root package's integration tests and by the load benchmark:
 //! - [`FakeProvider`]: an OpenAI-compatible chat-completions server on
-//!   loopback that misbehaves on demand ([`Behavior`]), with counters of
-//!   requests, connections and abandoned responses;
+//!   loopback that misbehaves on demand ([`Behavior`]), including failing a
+//!   few times before succeeding, the way OpenAI, Kimi and GLM fail, with
+//!   counters of requests, connections and abandoned responses;
 //! - [`Daemon`] / [`DaemonBuilder`]: starts the real `switchboard` binary on a
 //!   temporary socket with a generated settings file;
 //! - [`client`]: raw Unix-socket HTTP helpers and an SSE reader, for tests
@@ -38,6 +39,7 @@
 mod behavior;
 pub mod client;
 mod daemon;
+mod failures;
 mod fake_provider;
 mod handler;
 mod launch;
@@ -48,6 +50,7 @@ mod stats;
 pub use behavior::{Behavior, ParseBehaviorError};
 pub use client::{SseReader, raw_post, raw_request, read_head};
 pub use daemon::Daemon;
+pub use failures::{KimiError, RetryAfter};
 pub use fake_provider::{FakeProvider, SeenRequest};
 pub use handler::BEHAVIOR_HEADER;
 pub use launch::DaemonBuilder;

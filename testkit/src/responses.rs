@@ -14,10 +14,11 @@ use futures_util::stream;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 
+use crate::failures::{KimiError, RetryAfter};
 use crate::stats::RequestGuard;
 
 /// The body type of every fake-provider response (full or streaming).
@@ -128,6 +129,42 @@ pub(crate) fn status_error(code: u16) -> Response<FakeBody> {
         "code": code.to_string(),
     }});
     json_response(status, body.to_string())
+}
+
+/// The `status-<code>` error for a `fail…` failure, with its retry hint
+/// header (`Retry-After` or `retry-after-ms`) if it has one.
+pub(crate) fn fail_error(code: u16, retry_after: Option<RetryAfter>) -> Response<FakeBody> {
+    let mut resp = status_error(code);
+    let headers = resp.headers_mut();
+    match retry_after {
+        Some(RetryAfter::Seconds(s)) => {
+            headers.insert(RETRY_AFTER, HeaderValue::from(s));
+        }
+        Some(RetryAfter::Millis(ms)) => {
+            let name = HeaderName::from_static("retry-after-ms");
+            headers.insert(name, HeaderValue::from(ms));
+        }
+        None => {}
+    }
+    resp
+}
+
+/// A 429 in GLM's (Zhipu's) error shape, its business code as a string.
+pub(crate) fn glm_error(code: u32) -> Response<FakeBody> {
+    let body = json!({"error": {
+        "code": code.to_string(),
+        "message": format!("glm error {code}"),
+    }});
+    json_response(StatusCode::TOO_MANY_REQUESTS, body.to_string())
+}
+
+/// A 429 in Kimi's (Moonshot's) error shape.
+pub(crate) fn kimi_error(kind: KimiError) -> Response<FakeBody> {
+    let body = json!({"error": {
+        "message": "kimi error",
+        "type": kind.error_type(),
+    }});
+    json_response(StatusCode::TOO_MANY_REQUESTS, body.to_string())
 }
 
 /// A 200 JSON response whose body is truncated, invalid JSON.
