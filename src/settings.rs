@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Deserializer};
 use switchboard_actors::settings::{
-    ActorSettings, LifecycleSettings, ProviderSettings, SessionSettings, ShutdownSettings,
+    ActorSettings, ClientSettings, LifecycleSettings, ProviderSettings, SessionSettings,
+    ShutdownSettings,
 };
 
 /// The defaults, as documented in the repository's `settings.toml`.
@@ -39,6 +40,12 @@ pub struct Settings {
     /// Providers by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderSettings>,
+    /// Rate limits per calling user.
+    #[serde(default)]
+    pub clients: ClientSettings,
+    /// Fallback chains: alias → `<provider>/<model>` targets.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Vec<String>>,
 }
 
 /// The socket and the HTTP server on it.
@@ -58,6 +65,10 @@ pub struct ServerSettings {
     /// (no cross-thread hop per request); more add hops, use them only when
     /// one core is saturated by HTTP parsing alone.
     pub workers: usize,
+    /// Users besides the daemon's own that may connect (by SO_PEERCRED uid);
+    /// everyone else gets 403. The socket's mode is the first gate, this the
+    /// second.
+    pub allowed_uids: Vec<u32>,
 }
 
 impl Default for ServerSettings {
@@ -67,6 +78,7 @@ impl Default for ServerSettings {
             socket_mode: 0o600,
             max_body_bytes: 4 * 1024 * 1024,
             workers: 1,
+            allowed_uids: Vec::new(),
         }
     }
 }
@@ -162,6 +174,8 @@ impl Settings {
             lifecycle: self.lifecycle.clone(),
             shutdown: self.shutdown.clone(),
             providers: self.providers.clone(),
+            clients: self.clients.clone(),
+            aliases: self.aliases.clone(),
         }
     }
 }

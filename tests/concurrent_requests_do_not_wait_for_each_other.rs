@@ -11,7 +11,11 @@ use switchboard_testkit::FakeProvider;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_slow_requests_finish_together() {
     let fake = FakeProvider::start().await;
-    let daemon = daemon(&fake).start().await;
+    // Above the 200 sent, so no request waits for capacity.
+    let daemon = daemon(&fake)
+        .provider_toml("fake", "max_concurrency = 256")
+        .start()
+        .await;
     let client = daemon.client();
     let started = Instant::now();
     let requests = (0..200).map(|_| {

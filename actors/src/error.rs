@@ -55,14 +55,25 @@ pub enum GatewayError {
         /// When a client may try again (a restarted daemon will be up by then).
         retry_after: Duration,
     },
-    /// Too many live sessions already.
-    #[error("too many live sessions ({limit}); try again shortly")]
+    /// No capacity: the queue is full, or the request waited past its deadline.
+    #[error("the daemon is at capacity: {reason}; try again shortly")]
     Overloaded {
-        /// The limit that was reached (`sessions.max_live`).
-        limit: usize,
+        /// Which limit was reached.
+        reason: String,
         /// When a client may try again.
         retry_after: Duration,
     },
+    /// A rate limit (the caller's or the provider's) is spent for now.
+    #[error("rate limit of {scope} reached; retry after {} s", retry_after_secs(.retry_after))]
+    RateLimited {
+        /// Whose limit: `uid 1000` or `provider kimi`.
+        scope: String,
+        /// Exactly when the next request would be allowed.
+        retry_after: Duration,
+    },
+    /// The caller may not use the daemon.
+    #[error("{0}")]
+    Forbidden(String),
     /// The provider needs an API key and its environment variable is unset.
     #[error("provider `{provider}` has no API key: set the environment variable {var}")]
     MissingApiKey {
@@ -138,11 +149,18 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             GatewayError::Draining { retry_after }
-            | GatewayError::Overloaded { retry_after, .. } => Some(*retry_after),
+            | GatewayError::Overloaded { retry_after, .. }
+            | GatewayError::RateLimited { retry_after, .. } => Some(*retry_after),
             GatewayError::Cancelled(CancelReason::Shutdown) => Some(Duration::from_secs(1)),
             _ => None,
         }
     }
+}
+
+/// Whole seconds to wait, rounded up: waiting less would be refused again.
+pub fn retry_after_secs(wait: &Duration) -> u64 {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    seconds.max(1)
 }
 
 /// Shortens provider-supplied text to at most `max` bytes on a char boundary.

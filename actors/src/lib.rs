@@ -5,9 +5,11 @@
 //! # Layout
 //!
 //! Actors, one file each, with the messages they take declared at the top:
-//! - [`supervisor`]: admission, routing, the registry of live sessions.
+//! - [`supervisor`]: admission (limits, the priority queue, rate limits),
+//!   routing and fallbacks, the registry of live sessions.
 //! - [`session`]: one request from allocation to answer; owns its deadline.
-//! - [`provider`]: one per configured provider; makes calls that sessions run.
+//! - [`provider`]: one per configured provider; makes calls that sessions
+//!   run, with retries; keeps the provider's health.
 //! - [`lifecycle`]: records every phase; keeps bounded timelines.
 //! - [`shutdown`]: the drain protocol, on signals or request.
 //!

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
@@ -171,6 +171,7 @@ impl Handler<Flush> for LifecycleLogger {
 /// when it failed), the steps in between at `debug`.
 fn trace_event(event: &PhaseEvent) {
     let meta = &event.meta;
+    let route = meta.route();
     let detail = event.detail.as_deref().unwrap_or("");
     let elapsed_ms = duration_ms(event.elapsed());
     let uid = meta.peer.map(|peer| peer.uid);
@@ -180,8 +181,8 @@ fn trace_event(event: &PhaseEvent) {
                 session_id = %meta.id,
                 request_id = %meta.request_id,
                 phase = event.phase.as_str(),
-                provider = &*meta.provider,
-                model = &*meta.model,
+                provider = &*route.provider,
+                model = &*route.model,
                 attempt = event.attempt,
                 elapsed_ms,
                 uid,
@@ -211,6 +212,10 @@ pub struct Recorder {
     logger: Addr<LifecycleLogger>,
     /// The attempt whose PROVIDER_CALL_START has no END yet (0: none).
     open_attempt: Arc<AtomicU32>,
+    /// Attempts made so far, across retries and fallbacks.
+    attempts: Arc<AtomicU32>,
+    /// Set when the first streamed chunk arrived.
+    first_token: Arc<AtomicBool>,
 }
 
 impl Recorder {
@@ -220,6 +225,8 @@ impl Recorder {
             meta,
             logger,
             open_attempt: Arc::new(AtomicU32::new(0)),
+            attempts: Arc::new(AtomicU32::new(0)),
+            first_token: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -234,14 +241,23 @@ impl Recorder {
     }
 
     /// Records `phase` at `at` (used for RECEIVED, taken when the request arrived).
-    pub fn record_at(&self, phase: Phase, at: Instant) {
-        self.record_full(phase, at, 0, None);
+    pub fn record_at(&self, phase: Phase, at: Instant, detail: Option<Arc<str>>) {
+        self.record_full(phase, at, 0, detail);
     }
 
-    /// A provider attempt begins.
-    pub fn attempt_started(&self, attempt: u32) {
+    /// A provider attempt begins; returns its number (1 for the first of
+    /// the session, counting retries and fallbacks).
+    pub fn attempt_started(&self) -> u32 {
+        let attempt = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
         self.open_attempt.store(attempt, Ordering::Relaxed);
-        self.record_full(Phase::ProviderCallStart, Instant::now(), attempt, None);
+        let detail = Some(Arc::from(self.meta.route().to_string()));
+        self.record_full(Phase::ProviderCallStart, Instant::now(), attempt, detail);
+        attempt
+    }
+
+    /// Attempts made so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
     }
 
     /// The open provider attempt ends, however it ended. Does nothing when no
@@ -254,8 +270,14 @@ impl Recorder {
         }
     }
 
+    /// Whether the first streamed chunk has arrived.
+    pub fn first_token_seen(&self) -> bool {
+        self.first_token.load(Ordering::Relaxed)
+    }
+
     /// The first streamed chunk arrived.
     pub fn first_token(&self) {
+        self.first_token.store(true, Ordering::Relaxed);
         let attempt = self.open_attempt.load(Ordering::Relaxed);
         self.record_full(Phase::FirstToken, Instant::now(), attempt, None);
     }

@@ -5,7 +5,7 @@
 //! turns it into a [`SessionMeta`] once the route is known. Everything here is
 //! cheap to share (`Arc`) because every phase event carries it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
@@ -35,19 +35,66 @@ pub struct Received {
     pub wall: SystemTime,
     /// Who sent it, when the socket could tell.
     pub peer: Option<Peer>,
+    /// Its class in the queue (`x-priority`).
+    pub priority: Priority,
 }
 
 impl Received {
     /// A request arriving now.
-    pub fn now(request_id: RequestId, peer: Option<Peer>) -> Self {
+    pub fn now(request_id: RequestId, peer: Option<Peer>, priority: Priority) -> Self {
         Self {
             session_id: SessionId::new(),
             request_id,
             at: Instant::now(),
             wall: SystemTime::now(),
             peer,
+            priority,
         }
     }
+}
+
+/// A request's class when it has to wait for capacity (`x-priority`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Background work: served after the others, unless it has waited long.
+    Low = 0,
+    /// The default.
+    #[default]
+    Normal = 1,
+    /// Interactive work: served first.
+    High = 2,
+}
+
+impl Priority {
+    /// Reads `high`, `normal` or `low` (any case).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "high" => Some(Priority::High),
+            "normal" => Some(Priority::Normal),
+            "low" => Some(Priority::Low),
+            _ => None,
+        }
+    }
+
+    /// The class `steps` above this one, at most `High`.
+    pub fn raised(self, steps: u64) -> Self {
+        match (self as u64).saturating_add(steps) {
+            0 => Priority::Low,
+            1 => Priority::Normal,
+            _ => Priority::High,
+        }
+    }
+}
+
+/// Where a session's calls go now: the provider and the model as the
+/// provider knows it. A fallback moves it to the next target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The configured provider name (`kimi`); empty when the request named none.
+    pub provider: Arc<str>,
+    /// The model as the provider knows it, or as requested when unroutable.
+    pub model: Arc<str>,
 }
 
 /// Everything about a session that does not change, plus its current phase.
@@ -57,13 +104,16 @@ pub struct SessionMeta {
     pub id: SessionId,
     /// The caller's correlation id.
     pub request_id: RequestId,
-    /// The configured provider name (`kimi`), empty when the request named none.
-    pub provider: Arc<str>,
-    /// The model as the provider knows it (`kimi-k2-turbo-preview`), or the
-    /// requested name when it could not be routed.
-    pub model: Arc<str>,
+    /// The model as requested: `<provider>/<model>` or an alias.
+    pub requested: Arc<str>,
+    /// Where its calls go now (changes on a fallback).
+    route: Mutex<Route>,
     /// Whether the caller asked for a stream.
     pub stream: bool,
+    /// Its class in the queue.
+    pub priority: Priority,
+    /// The request's `metadata` object, as JSON, bounded in size.
+    pub metadata: Option<Arc<str>>,
     /// Arrival time (monotonic).
     pub received_at: Instant,
     /// Arrival time (wall clock).
@@ -74,20 +124,47 @@ pub struct SessionMeta {
     pub phase: PhaseCell,
 }
 
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
 impl SessionMeta {
-    /// The meta of a request routed to `provider`/`model`.
-    pub fn new(received: &Received, provider: Arc<str>, model: Arc<str>, stream: bool) -> Self {
+    /// The meta of a request for `requested`, first routed to `route`.
+    pub fn new(received: &Received, requested: Arc<str>, route: Route, stream: bool) -> Self {
         Self {
             id: received.session_id,
             request_id: received.request_id.clone(),
-            provider,
-            model,
+            requested,
+            route: Mutex::new(route),
             stream,
+            priority: received.priority,
+            metadata: None,
             received_at: received.at,
             received_wall: received.wall,
             peer: received.peer,
             phase: PhaseCell::new(Phase::Received),
         }
+    }
+
+    /// The same, keeping the request's `metadata`.
+    pub fn with_metadata(mut self, metadata: Option<Arc<str>>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Where calls go now.
+    pub fn route(&self) -> Route {
+        self.route
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Moves the session to another target.
+    pub fn set_route(&self, route: Route) {
+        *self.route.lock().unwrap_or_else(PoisonError::into_inner) = route;
     }
 
     /// Milliseconds since arrival.
@@ -99,4 +176,18 @@ impl SessionMeta {
 /// A duration in whole milliseconds, saturating.
 pub fn duration_ms(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities_parse_and_rise_to_high_at_most() {
+        assert_eq!(Priority::parse(" HIGH "), Some(Priority::High));
+        assert_eq!(Priority::parse("urgent"), None);
+        assert_eq!(Priority::Low.raised(1), Priority::Normal);
+        assert_eq!(Priority::Low.raised(7), Priority::High);
+        assert_eq!(Priority::High.raised(0), Priority::High);
+    }
 }

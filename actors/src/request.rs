@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -23,6 +24,8 @@ struct Probe<'a> {
     #[serde(borrow)]
     messages: Option<&'a RawValue>,
     stream: Option<bool>,
+    #[serde(borrow)]
+    metadata: Option<&'a RawValue>,
 }
 
 /// A validated request: the caller's body and where its `model` value sits.
@@ -36,11 +39,15 @@ pub struct ChatRequest {
     model: String,
     /// Whether the caller asked for server-sent events.
     stream: bool,
+    /// The caller's `metadata` object, kept with the session (and passed on).
+    metadata: Option<Arc<str>>,
 }
 
 impl ChatRequest {
-    /// Validates `body`: a JSON object with a string `model` and an array `messages`.
-    pub fn parse(body: Bytes) -> Result<Self, GatewayError> {
+    /// Validates `body`: a JSON object with a string `model`, an array
+    /// `messages`, and if present an object `metadata` of at most
+    /// `metadata_max_bytes`.
+    pub fn parse(body: Bytes, metadata_max_bytes: usize) -> Result<Self, GatewayError> {
         let probe: Probe<'_> = serde_json::from_slice(&body).map_err(|err| {
             GatewayError::bad_request(format!("request body is not valid JSON: {err}"), None)
         })?;
@@ -70,6 +77,26 @@ impl ChatRequest {
             }
             Some(_) => {}
         }
+        let metadata = match probe.metadata.map(RawValue::get) {
+            None | Some("null") => None,
+            Some(raw) if !raw.starts_with('{') => {
+                return Err(GatewayError::bad_request(
+                    "`metadata` must be an object",
+                    Some("metadata"),
+                ));
+            }
+            Some(raw) if raw.len() > metadata_max_bytes => {
+                return Err(GatewayError::bad_request(
+                    format!(
+                        "`metadata` is {} bytes, over the limit of {metadata_max_bytes} bytes \
+                         (sessions.metadata_max_bytes)",
+                        raw.len()
+                    ),
+                    Some("metadata"),
+                ));
+            }
+            Some(raw) => Some(Arc::from(raw)),
+        };
         let start = raw_model.get().as_ptr() as usize - body.as_ptr() as usize;
         let model_span = start..start + raw_model.get().len();
         let model = model.into_owned();
@@ -79,6 +106,7 @@ impl ChatRequest {
             model_span,
             model,
             stream,
+            metadata,
         })
     }
 
@@ -90,6 +118,11 @@ impl ChatRequest {
     /// Whether the caller asked for a stream.
     pub fn stream(&self) -> bool {
         self.stream
+    }
+
+    /// The caller's `metadata` object, as JSON.
+    pub fn metadata(&self) -> Option<&Arc<str>> {
+        self.metadata.as_ref()
     }
 
     /// The caller's body, unchanged.
@@ -120,7 +153,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<ChatRequest, GatewayError> {
-        ChatRequest::parse(Bytes::copy_from_slice(text.as_bytes()))
+        ChatRequest::parse(Bytes::copy_from_slice(text.as_bytes()), 64)
     }
 
     #[test]
@@ -170,6 +203,34 @@ mod tests {
             param(r#"{"model":"a/b","model":"c/d","messages":[]}"#),
             None
         );
+    }
+
+    #[test]
+    fn metadata_is_kept_when_it_is_a_small_object() {
+        let request =
+            parse(r#"{"model":"a/b","messages":[],"metadata":{"job":"nightly"}}"#).unwrap();
+        assert_eq!(
+            request.metadata().map(|m| &**m),
+            Some(r#"{"job":"nightly"}"#)
+        );
+        assert!(
+            parse(r#"{"model":"a/b","messages":[],"metadata":null}"#)
+                .unwrap()
+                .metadata()
+                .is_none()
+        );
+        let big = format!(
+            r#"{{"model":"a/b","messages":[],"metadata":{{"k":"{}"}}}}"#,
+            "x".repeat(80)
+        );
+        match parse(&big) {
+            Err(GatewayError::BadRequest { message, param }) => {
+                assert_eq!(param, Some("metadata"));
+                assert!(message.contains("64 bytes"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(r#"{"model":"a/b","messages":[],"metadata":[1]}"#).is_err());
     }
 
     #[test]

@@ -51,7 +51,8 @@ impl ActorSystem {
         let mut providers = HashMap::new();
         for (name, provider) in &settings.providers {
             let actor = Provider::new(name, provider)?;
-            providers.insert(name.clone(), actor.start());
+            let health = actor.health();
+            providers.insert(name.clone(), (actor.start(), health));
         }
         let supervisor = Supervisor::new(settings, providers, logger.clone()).start();
         let draining = Arc::new(AtomicBool::new(false));

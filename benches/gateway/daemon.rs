@@ -33,21 +33,27 @@ drain_timeout_ms = 60000
 [lifecycle]
 recent_sessions = 1000
 
+# Every provider may take every session at once: the scenarios measure the
+# daemon's own cost, not its admission limits (max_concurrency defaults to 64).
+
 # HTTP/1.1 keep-alive pool to the fake provider.
 [providers.fast]
 kind = "openai"
 base_url = "{fast_url}"
+max_concurrency = 20000
 
 # The same fake provider over HTTP/2 prior knowledge (one connection).
 [providers.wide]
 kind = "openai"
 base_url = "{fast_url}"
 http2_prior_knowledge = true
+max_concurrency = 20000
 
 # A second fake provider, for the hung requests of scenario 4.
 [providers.stuck]
 kind = "openai"
 base_url = "{stuck_url}"
+max_concurrency = 20000
 "#,
         socket = socket.display()
     )

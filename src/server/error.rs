@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
+use switchboard_actors::error::retry_after_secs;
 use switchboard_actors::{CancelReason, GatewayError};
 
 use super::ids::Ids;
@@ -32,6 +33,8 @@ pub fn wire(error: &GatewayError) -> WireError {
         E::SessionNotFound(_) => (404, "invalid_request_error", "session_not_found"),
         E::Draining { .. } => (503, "server_error", "draining"),
         E::Overloaded { .. } => (503, "server_error", "overloaded"),
+        E::RateLimited { .. } => (429, "rate_limit_error", "rate_limit_exceeded"),
+        E::Forbidden(_) => (403, "permission_error", "forbidden"),
         E::MissingApiKey { .. } => (502, "authentication_error", "provider_api_key_missing"),
         E::ProviderStatus { .. } => (502, "upstream_error", "provider_error"),
         E::ProviderFailed { .. } => (502, "upstream_error", "provider_unavailable"),
@@ -70,12 +73,18 @@ pub fn body(error: &GatewayError) -> Bytes {
 
 /// The full error answer, with the session's ids when there is a session.
 pub fn response(error: &GatewayError, ids: Option<&Ids>) -> HttpResponse {
-    let mut builder = HttpResponseBuilder::new(wire(error).status);
+    shaped(wire(error).status, error, ids)
+}
+
+/// An error answer with `status` (for routes that are not actor errors: 404
+/// for an unknown path, 405 for a wrong method).
+pub fn shaped(status: StatusCode, error: &GatewayError, ids: Option<&Ids>) -> HttpResponse {
+    let mut builder = HttpResponseBuilder::new(status);
     if let Some(ids) = ids {
         ids.apply(&mut builder);
     }
     if let Some(after) = error.retry_after() {
-        let seconds = after.as_secs().max(1);
+        let seconds = retry_after_secs(&after);
         builder.insert_header((RETRY_AFTER, HeaderValue::from(seconds)));
     }
     if matches!(error, GatewayError::Cancelled(CancelReason::Operator)) {

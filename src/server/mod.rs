@@ -7,24 +7,27 @@
 
 mod error;
 mod ids;
+mod peers;
 mod routes;
 mod socket;
 
-use std::any::Any;
+use std::future::{Future, ready};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use actix_web::dev::Extensions;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use bytes::Bytes;
+use futures_util::future::Either;
 use switchboard_actors::ActorSystem;
-use switchboard_actors::meta::Peer;
 use switchboard_actors::settings::ActorSettings;
 use switchboard_actors::shutdown::DrainReport;
 use tokio::sync::oneshot;
 
 use crate::settings::Settings;
+use peers::PeerPolicy;
 use socket::OwnedSocket;
 
 /// After the drain, how long open connections get to finish writing their
@@ -44,6 +47,8 @@ pub struct AppState {
     models: Bytes,
     /// `server.max_body_bytes`.
     max_body_bytes: usize,
+    /// `sessions.metadata_max_bytes`.
+    metadata_max_bytes: usize,
 }
 
 /// Starts the actor system the first time an HTTP worker asks for it, on that
@@ -106,14 +111,19 @@ async fn serve(
     });
     let models = routes::models::catalogue(&settings);
     let max_body_bytes = settings.server.max_body_bytes;
+    let metadata_max_bytes = settings.sessions.metadata_max_bytes;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let policy = PeerPolicy::new(unsafe { libc::getuid() }, &settings.server.allowed_uids);
     let server = HttpServer::new(move || {
         let state = AppState {
             actors: lazy.get(),
             models: models.clone(),
             max_body_bytes,
+            metadata_max_bytes,
         };
         App::new()
             .app_data(web::Data::new(state))
+            .wrap_fn(refuse_unknown_peers)
             .configure(routes::configure)
     })
     .workers(settings.server.workers)
@@ -121,7 +131,7 @@ async fn serve(
     .keep_alive(KEEP_ALIVE)
     .h1_allow_half_closed(false)
     .shutdown_timeout(FINAL_WRITE_GRACE.as_secs())
-    .on_connect(remember_peer)
+    .on_connect(move |connection, extensions| policy.on_connect(connection, extensions))
     .listen_uds(listener)
     .context("cannot serve on the socket")?
     .run();
@@ -152,16 +162,21 @@ async fn serve(
     Ok(())
 }
 
-/// Keeps each connection's peer credentials (SO_PEERCRED), read once when it
-/// is accepted, for phase events and admin answers.
-fn remember_peer(connection: &dyn Any, extensions: &mut Extensions) {
-    let Some(stream) = connection.downcast_ref::<tokio::net::UnixStream>() else {
-        return;
-    };
-    if let Ok(credentials) = stream.peer_cred() {
-        extensions.insert(Peer {
-            uid: credentials.uid(),
-            pid: credentials.pid(),
-        });
+/// Answers 403 on connections from users that may not use the daemon (see
+/// [`peers`]); everyone else goes on to the routes.
+fn refuse_unknown_peers<S, B>(
+    req: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    if req.conn_data::<peers::Refused>().is_some() {
+        let response = error::response(&peers::forbidden(), None);
+        let refused = req.into_response(response).map_into_right_body();
+        return Either::Right(ready(Ok(refused)));
     }
+    let call = service.call(req);
+    Either::Left(async move { call.await.map(ServiceResponse::map_into_left_body) })
 }

@@ -42,7 +42,7 @@ impl Mock {
         let name = self.name.clone();
         CallFuture(
             async move {
-                call.recorder.attempt_started(1);
+                call.recorder.attempt_started();
                 if !latency.is_zero() {
                     tokio::time::sleep(latency).await;
                 }

@@ -6,14 +6,23 @@
 //! are in flight at once, and when a session ends (deadline, cancel, client
 //! gone) dropping its future really aborts the upstream request: the
 //! connection is closed (HTTP/1.1) or the stream reset (HTTP/2), never left
-//! running. The `openai` kind owns one pooled `reqwest::Client`; the `mock`
-//! kind answers in-process.
+//! running. The future retries what may pass and reports each attempt back
+//! ([`Attempted`]), so the actor keeps the provider's health: after
+//! `unhealthy_after` failures in a row it is skipped by fallbacks for
+//! `cooldown_ms`. [`GetHealth`] answers `GET /admin/providers`.
+//!
+//! The `openai` kind owns pooled `reqwest::Client`s; the `mock` kind answers
+//! in-process.
 
+mod exchange;
+mod health;
 mod mock;
 mod openai;
+mod retry;
 pub mod sse;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
@@ -25,6 +34,7 @@ use crate::error::GatewayError;
 use crate::lifecycle::Recorder;
 use crate::settings::{ProviderKind, ProviderSettings};
 
+pub use health::Health;
 pub use mock::last_user_text;
 
 /// Asks the provider for one chat completion.
@@ -39,6 +49,43 @@ pub struct Call {
     pub stream: bool,
     /// Records each attempt's PROVIDER_CALL_START / END.
     pub recorder: Recorder,
+    /// The session's total deadline: no retry waits past it.
+    pub deadline: Instant,
+    /// How long connecting may take (this model's or this provider's).
+    pub connect_timeout: Duration,
+}
+
+/// How an attempt went, told by a running call to its provider.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum Attempted {
+    /// An answer came.
+    Succeeded,
+    /// It failed in a way that says something about the provider; the
+    /// sanitized detail.
+    Failed(String),
+}
+
+/// Asks for the provider's health, for `GET /admin/providers`.
+#[derive(Message)]
+#[rtype(result = "ProviderHealth")]
+pub struct GetHealth;
+
+/// A provider's health as admin answers show it.
+#[derive(Clone, Debug, MessageResponse)]
+pub struct ProviderHealth {
+    /// Whether calls go to it (not in a cooldown).
+    pub healthy: bool,
+    /// How long the cooldown still lasts.
+    pub cooldown_left: Option<Duration>,
+    /// Failed attempts in a row.
+    pub consecutive_failures: u32,
+    /// Attempts that got an answer, since start.
+    pub successes: u64,
+    /// Attempts that failed, since start.
+    pub failures: u64,
+    /// The last few failures: when, and the sanitized detail.
+    pub recent_errors: Vec<(SystemTime, String)>,
 }
 
 /// What the provider answered: a whole JSON body, or its server-sent events
@@ -77,8 +124,12 @@ enum Backend {
 pub struct Provider {
     /// Its configured name, for logs.
     name: Arc<str>,
-    /// Its kind and what that kind needs (the pooled HTTP client).
+    /// Its kind and what that kind needs (the pooled HTTP clients).
     backend: Backend,
+    /// Health others read.
+    health: Arc<Health>,
+    /// Its record of outcomes.
+    book: health::HealthBook,
 }
 
 impl Provider {
@@ -89,7 +140,18 @@ impl Provider {
             ProviderKind::Openai => Backend::Openai(openai::Openai::new(name.clone(), settings)?),
             ProviderKind::Mock => Backend::Mock(mock::Mock::new(name.clone(), settings)),
         };
-        Ok(Self { name, backend })
+        let cooldown = Duration::from_millis(settings.cooldown_ms);
+        Ok(Self {
+            name,
+            backend,
+            health: Arc::default(),
+            book: health::HealthBook::new(settings.unhealthy_after, cooldown),
+        })
+    }
+
+    /// The health cell the supervisor reads.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
     }
 }
 
@@ -107,10 +169,45 @@ impl Actor for Provider {
 impl Handler<Call> for Provider {
     type Result = CallFuture;
 
-    fn handle(&mut self, call: Call, _: &mut Self::Context) -> CallFuture {
+    fn handle(&mut self, call: Call, ctx: &mut Self::Context) -> CallFuture {
         match &self.backend {
-            Backend::Openai(backend) => backend.call(call),
+            Backend::Openai(backend) => backend.call(call, ctx.address()),
             Backend::Mock(backend) => backend.call(call),
+        }
+    }
+}
+
+impl Handler<Attempted> for Provider {
+    type Result = ();
+
+    fn handle(&mut self, attempted: Attempted, _: &mut Self::Context) {
+        match attempted {
+            Attempted::Succeeded => self.book.succeeded(&self.health),
+            Attempted::Failed(detail) => {
+                if self.book.failed(&self.health, detail, Instant::now()) {
+                    tracing::warn!(
+                        provider = &*self.name,
+                        failures = self.book.consecutive_failures,
+                        "provider marked unhealthy: fallbacks skip it until its cooldown ends"
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Handler<GetHealth> for Provider {
+    type Result = ProviderHealth;
+
+    fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> ProviderHealth {
+        let now = Instant::now();
+        ProviderHealth {
+            healthy: self.health.is_healthy(now),
+            cooldown_left: self.health.cooldown_left(now),
+            consecutive_failures: self.book.consecutive_failures,
+            successes: self.book.successes,
+            failures: self.book.failures,
+            recent_errors: self.book.recent.iter().cloned().collect(),
         }
     }
 }

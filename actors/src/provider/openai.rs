@@ -1,35 +1,31 @@
 //! Calls to any OpenAI-compatible chat-completions endpoint (Kimi, GLM, ...).
 //!
-//! One `reqwest::Client` per provider keeps a pool of keep-alive connections
-//! (HTTP/2 where the provider negotiates it, or by prior knowledge when
-//! configured). The API key is read once from the environment variable the
+//! One pooled `reqwest::Client` per provider (and one more per distinct
+//! per-model connect timeout) keeps keep-alive connections, HTTP/2 where the
+//! provider negotiates it or by prior knowledge when configured. A call is a
+//! loop of attempts ([`super::exchange`]): a failure that may pass is retried
+//! after the provider's hint or a backoff, never past the session's
+//! deadline. Each attempt is recorded and reported to the provider actor's
+//! health book. The API key is read once from the environment variable the
 //! settings name, kept as a sensitive header value, and never logged.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt, stream};
+use actix::Addr;
+use futures_util::FutureExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
-use super::sse::EventSplitter;
-use super::{Call, CallFuture, Upstream};
-use crate::error::{GatewayError, truncate};
-use crate::settings::ProviderSettings;
-
-/// How long to wait for a TCP (and TLS) connection to a provider.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use super::exchange::{Failure, exchange};
+use super::retry::backoff;
+use super::{Attempted, Call, CallFuture, Provider, Upstream};
+use crate::error::GatewayError;
+use crate::settings::{DEFAULT_CONNECT_TIMEOUT_MS, ProviderSettings};
 
 /// Idle pooled connections are closed after this; providers' own idle
 /// timeouts are typically 60–120 s, so reuse stays likely and no half-dead
 /// connection is kept long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
-
-/// How much of an error body is read to explain a failure.
-const MAX_ERROR_BODY: usize = 64 * 1024;
-
-/// The longest provider error message passed on to the caller.
-const MAX_ERROR_MESSAGE: usize = 500;
 
 /// Where the key comes from, and whether it was there.
 enum Auth {
@@ -41,69 +37,79 @@ enum Auth {
     Missing(String),
 }
 
+/// How this provider retries.
+#[derive(Clone, Copy)]
+struct RetryPolicy {
+    /// Retries after the first attempt.
+    max_retries: u32,
+    /// First backoff.
+    base: Duration,
+    /// Longest backoff.
+    cap: Duration,
+}
+
 /// An OpenAI-compatible provider.
 pub struct Openai {
     /// Configured name, for errors.
     name: Arc<str>,
-    /// The pooled client.
-    client: reqwest::Client,
+    /// Pooled clients by connect timeout; the first is the provider's own.
+    clients: Vec<(Duration, reqwest::Client)>,
     /// `<base_url>/chat/completions`.
     url: reqwest::Url,
     /// The API key, if any.
     auth: Auth,
     /// Largest non-streamed answer accepted.
     max_response_bytes: usize,
+    /// Retries.
+    retry: RetryPolicy,
 }
 
 impl Openai {
-    /// Builds the client for provider `name`.
+    /// Builds the clients for provider `name`.
     pub fn new(name: Arc<str>, settings: &ProviderSettings) -> Result<Self, String> {
         let base = settings.base_url.as_deref().unwrap_or_default();
         let url = reqwest::Url::parse(&format!("{}/chat/completions", base.trim_end_matches('/')))
             .map_err(|err| format!("providers.{name}.base_url: {err}"))?;
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            // Retries and their budget are the daemon's own (each attempt is
-            // a recorded phase); redirects are not part of the chat API.
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")));
-        if settings.http2_prior_knowledge {
-            builder = builder.http2_prior_knowledge();
+        let own = settings
+            .connect_timeout_ms
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS);
+        let mut timeouts = vec![own];
+        for model in settings.models.iter().map(|m| m.settings()) {
+            if let Some(ms) = model.connect_timeout_ms
+                && !timeouts.contains(&ms)
+            {
+                timeouts.push(ms);
+            }
         }
-        let client = builder
-            .build()
-            .map_err(|err| format!("providers.{name}: cannot build its HTTP client: {err}"))?;
-        let auth = read_key(settings.api_key_env.as_deref());
+        let clients = timeouts
+            .into_iter()
+            .map(|ms| {
+                let timeout = Duration::from_millis(ms);
+                client(timeout, settings.http2_prior_knowledge)
+                    .map(|client| (timeout, client))
+                    .map_err(|err| format!("providers.{name}: cannot build its HTTP client: {err}"))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             name,
-            client,
+            clients,
             url,
-            auth,
+            auth: read_key(settings.api_key_env.as_deref()),
             max_response_bytes: settings.max_response_bytes,
+            retry: RetryPolicy {
+                max_retries: settings.max_retries,
+                base: Duration::from_millis(settings.retry_base_ms),
+                cap: Duration::from_millis(settings.retry_cap_ms),
+            },
         })
     }
 
     /// The call, as a future the session runs.
-    pub fn call(&self, call: Call) -> CallFuture {
+    pub fn call(&self, call: Call, health: Addr<Provider>) -> CallFuture {
         let provider = self.name.clone();
-        let mut request = self
-            .client
-            .post(self.url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header(
-                ACCEPT,
-                if call.stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                },
-            );
-        match &self.auth {
-            Auth::None => {}
-            Auth::Bearer(value) => request = request.header(AUTHORIZATION, value.clone()),
+        let auth = match &self.auth {
+            Auth::None => None,
+            Auth::Bearer(value) => Some(value.clone()),
             Auth::Missing(var) => {
                 let error = GatewayError::MissingApiKey {
                     provider: provider.to_string(),
@@ -111,25 +117,102 @@ impl Openai {
                 };
                 return CallFuture(async move { Err(error) }.boxed());
             }
-        }
-        let request = request.body(call.body);
-        let recorder = call.recorder;
-        let max = self.max_response_bytes;
-        let stream = call.stream;
-        CallFuture(
-            async move {
-                recorder.attempt_started(1);
-                let result = exchange(request, &provider, stream, max).await;
-                match &result {
-                    Ok(Upstream::Complete(_)) => recorder.attempt_ended("HTTP 200"),
-                    Ok(Upstream::Stream(_)) => {}
-                    Err(error) => recorder.attempt_ended(error.detail()),
-                }
-                result
+        };
+        let client = self
+            .clients
+            .iter()
+            .find(|(timeout, _)| *timeout == call.connect_timeout)
+            .unwrap_or(&self.clients[0])
+            .1
+            .clone();
+        let url = self.url.clone();
+        let accept = if call.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let request = move || {
+            let request = client
+                .post(url.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .header(ACCEPT, accept);
+            match &auth {
+                Some(value) => request.header(AUTHORIZATION, value.clone()),
+                None => request,
             }
-            .boxed(),
-        )
+        };
+        let (retry, max) = (self.retry, self.max_response_bytes);
+        CallFuture(attempts(call, provider, request, retry, max, health).boxed())
     }
+}
+
+/// Attempts until one succeeds, one fails for good, the retries are spent, or
+/// the next wait would pass the session's deadline.
+async fn attempts(
+    call: Call,
+    provider: Arc<str>,
+    request: impl Fn() -> reqwest::RequestBuilder,
+    retry: RetryPolicy,
+    max: usize,
+    health: Addr<Provider>,
+) -> Result<Upstream, GatewayError> {
+    let mut retries = 0;
+    loop {
+        call.recorder.attempt_started();
+        let sent = request().body(call.body.clone());
+        let failure = match exchange(sent, &provider, call.stream, max).await {
+            Ok(answer) => {
+                if matches!(answer, Upstream::Complete(_)) {
+                    call.recorder.attempt_ended("HTTP 200");
+                }
+                health.do_send(Attempted::Succeeded);
+                return Ok(answer);
+            }
+            Err(failure) => failure,
+        };
+        let detail = failure.error.detail();
+        call.recorder.attempt_ended(detail.clone());
+        if failure.unhealthy {
+            health.do_send(Attempted::Failed(detail));
+        }
+        let Some(wait) = next_wait(&failure, retries, retry, call.deadline) else {
+            return Err(failure.error);
+        };
+        retries += 1;
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// How long to wait before the next attempt, or `None` to stop.
+fn next_wait(
+    failure: &Failure,
+    retries: u32,
+    policy: RetryPolicy,
+    deadline: Instant,
+) -> Option<Duration> {
+    if !failure.retry || retries >= policy.max_retries {
+        return None;
+    }
+    let wait = failure
+        .wait
+        .unwrap_or_else(|| backoff(retries + 1, policy.base, policy.cap));
+    (Instant::now() + wait < deadline).then_some(wait)
+}
+
+fn client(connect_timeout: Duration, h2c: bool) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_nodelay(true)
+        // Retries and their budget are the daemon's own (each attempt is a
+        // recorded phase); redirects are not part of the chat API.
+        .retry(reqwest::retry::never().max_retries_per_request(0))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")));
+    if h2c {
+        builder = builder.http2_prior_knowledge();
+    }
+    builder.build()
 }
 
 fn read_key(var: Option<&str>) -> Auth {
@@ -145,194 +228,5 @@ fn read_key(var: Option<&str>) -> Auth {
             }
         }
         _ => Auth::Missing(var.to_owned()),
-    }
-}
-
-/// Sends the request and reads the answer (or the start of the stream).
-async fn exchange(
-    request: reqwest::RequestBuilder,
-    provider: &str,
-    stream: bool,
-    max: usize,
-) -> Result<Upstream, GatewayError> {
-    let failed = |reason: String| GatewayError::ProviderFailed {
-        provider: provider.to_owned(),
-        reason,
-    };
-    let response = request.send().await.map_err(|err| failed(describe(&err)))?;
-    let status = response.status();
-    if !status.is_success() {
-        let body = read_limited(response, MAX_ERROR_BODY)
-            .await
-            .unwrap_or_default();
-        return Err(status_error(provider, status.as_u16(), &body));
-    }
-    if stream {
-        let is_sse = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if !is_sse {
-            return Err(failed(
-                "asked for a stream, the provider answered without one".into(),
-            ));
-        }
-        return Ok(Upstream::Stream(events(response, provider.to_owned())));
-    }
-    let body = read_limited(response, max).await.map_err(failed)?;
-    Ok(Upstream::Complete(body))
-}
-
-/// Reads a body of at most `max` bytes.
-async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Bytes, String> {
-    let length = response.content_length();
-    if length.is_some_and(|len| len > max as u64) {
-        return Err(format!("the answer is larger than {max} bytes"));
-    }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|err| format!("reading the answer: {}", describe(&err)))?
-    {
-        if body.len() + chunk.len() > max {
-            return Err(format!("the answer is larger than {max} bytes"));
-        }
-        if body.is_empty() && length == Some(chunk.len() as u64) {
-            return Ok(chunk); // the whole body in one piece: no copy
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
-/// The answer's complete events, as the provider framed them, ending before
-/// `[DONE]` (or at the end of the body).
-fn events(
-    response: reqwest::Response,
-    provider: String,
-) -> futures_util::stream::BoxStream<'static, Result<Bytes, GatewayError>> {
-    let body = response.bytes_stream();
-    let state = Some((body, EventSplitter::default()));
-    stream::unfold(state, move |state| {
-        let provider = provider.clone();
-        async move {
-            let (mut body, mut splitter) = state?;
-            loop {
-                let chunk = match body.next().await {
-                    Some(Ok(chunk)) => chunk,
-                    None if !splitter.has_partial() => return None,
-                    None => return Some((Err(broke(provider, "it ended mid-event")), None)),
-                    Some(Err(err)) => return Some((Err(broke(provider, &describe(&err))), None)),
-                };
-                let split = splitter.push(chunk);
-                if split.done {
-                    finish_body(body);
-                    return (!split.events.is_empty()).then_some((Ok(split.events), None));
-                }
-                if !split.events.is_empty() {
-                    return Some((Ok(split.events), Some((body, splitter))));
-                }
-            }
-        }
-    })
-    .boxed()
-}
-
-/// How long the end of a stream's body may take to arrive after `[DONE]`.
-const BODY_END_GRACE: Duration = Duration::from_secs(1);
-
-/// Reads what is left of a body after `[DONE]` (usually just the chunked
-/// encoding's last chunk) beside the session, so its connection goes back to
-/// the pool instead of being closed and reopened for the next stream.
-fn finish_body<S>(mut body: S)
-where
-    S: futures_util::Stream + Unpin + 'static,
-{
-    if matches!(body.next().now_or_never(), Some(None)) {
-        return;
-    }
-    actix_rt::spawn(async move {
-        let _ = tokio::time::timeout(BODY_END_GRACE, async {
-            while body.next().await.is_some() {}
-        })
-        .await;
-    });
-}
-
-fn broke(provider: String, why: &str) -> GatewayError {
-    GatewayError::ProviderFailed {
-        provider,
-        reason: format!("the stream broke: {why}"),
-    }
-}
-
-/// A transport error in our words (reqwest's text can include the URL, never a key).
-fn describe(err: &reqwest::Error) -> String {
-    if err.is_connect() {
-        "could not connect".into()
-    } else if err.is_timeout() {
-        "timed out".into()
-    } else if err.is_body() || err.is_decode() {
-        "the connection broke while reading the answer".into()
-    } else {
-        "the request failed (connection reset or protocol error)".into()
-    }
-}
-
-/// Summarizes an error answer: OpenAI's `{"error":{"message","type","code"}}`
-/// (Kimi, GLM and most compatible servers use it), else the start of the text.
-fn status_error(provider: &str, status: u16, body: &[u8]) -> GatewayError {
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let error = parsed.as_ref().map(|v| v.get("error").unwrap_or(v));
-    let text_of = |key: &str| {
-        error.and_then(|e| e.get(key)).and_then(|v| match v {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
-    };
-    let message =
-        text_of("message").unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
-    let message = if message.is_empty() {
-        "no details".to_owned()
-    } else {
-        message
-    };
-    let code = text_of("code").or_else(|| text_of("type"));
-    GatewayError::ProviderStatus {
-        provider: provider.to_owned(),
-        status,
-        message: truncate(&message, MAX_ERROR_MESSAGE),
-        code: code.map(|c| truncate(&c, 64)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn provider_errors_are_summarized() {
-        let kimi = br#"{"error":{"message":"rate limited","type":"rate_limit_reached_error"}}"#;
-        match status_error("kimi", 429, kimi) {
-            GatewayError::ProviderStatus {
-                status,
-                message,
-                code,
-                ..
-            } => {
-                assert_eq!((status, message.as_str()), (429, "rate limited"));
-                assert_eq!(code.as_deref(), Some("rate_limit_reached_error"));
-            }
-            other => panic!("{other:?}"),
-        }
-        let glm = br#"{"error":{"code":"1302","message":"busy"}}"#;
-        assert!(matches!(status_error("glm", 429, glm),
-            GatewayError::ProviderStatus { code: Some(c), .. } if c == "1302"));
-        let html = b"<html>bad gateway</html>";
-        assert!(matches!(status_error("x", 502, html),
-            GatewayError::ProviderStatus { message, code: None, .. } if message.contains("bad gateway")));
     }
 }

@@ -4,10 +4,17 @@
 //! environment; the actors only see these values. Every default is chosen
 //! here, with the reason, so the file and the code cannot disagree.
 
+mod provider;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use provider::{
+    DEFAULT_CONNECT_TIMEOUT_MS, DeadlineSettings, Deadlines, ModelEntry, ModelSettings,
+    ProviderKind, ProviderSettings,
+};
 
 /// Settings for the actor system as a whole.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -25,6 +32,12 @@ pub struct ActorSettings {
     /// The providers by name, as used in `model = "<name>/<model>"`.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderSettings>,
+    /// Rate limits per calling user.
+    #[serde(default)]
+    pub clients: ClientSettings,
+    /// Names that stand for a fallback chain of `<provider>/<model>` targets.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Vec<String>>,
 }
 
 /// Per-session deadlines and the bound on live sessions.
@@ -35,9 +48,17 @@ pub struct SessionSettings {
     /// unless its provider or model sets its own. 30 s covers a long non-streamed
     /// completion; streaming providers usually set more.
     pub timeout_ms: u64,
-    /// Live sessions at most; more are refused with 503. 10,000 sessions cost
-    /// tens of megabytes, and it keeps a runaway client from exhausting memory.
+    /// Sessions running at once; more wait in the queue. 10,000 sessions cost
+    /// a few hundred megabytes at most, and it keeps a runaway client from
+    /// exhausting memory.
     pub max_live: usize,
+    /// Requests waiting for capacity at most; more are refused at once with 503.
+    pub max_queued: usize,
+    /// A request that has waited this long is served as if one class higher
+    /// (twice as long: two classes), so low-priority work cannot starve.
+    pub starvation_ms: u64,
+    /// Largest request `metadata` object kept with a session, in bytes of JSON.
+    pub metadata_max_bytes: usize,
 }
 
 impl Default for SessionSettings {
@@ -45,7 +66,30 @@ impl Default for SessionSettings {
         Self {
             timeout_ms: 30_000,
             max_live: 10_000,
+            max_queued: 10_000,
+            starvation_ms: 10_000,
+            metadata_max_bytes: 4_096,
         }
+    }
+}
+
+/// Rate limits per calling user (by the socket peer's uid).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientSettings {
+    /// Requests per minute for each uid (GCRA); unset: no limit.
+    pub requests_per_minute: Option<u32>,
+    /// Per-uid overrides: `"1000" = 600`.
+    pub per_uid: BTreeMap<String, u32>,
+}
+
+impl ClientSettings {
+    /// The limit for `uid`, if any.
+    pub fn limit_for(&self, uid: u32) -> Option<u32> {
+        self.per_uid
+            .get(&uid.to_string())
+            .copied()
+            .or(self.requests_per_minute)
     }
 }
 
@@ -94,93 +138,6 @@ impl ShutdownSettings {
     }
 }
 
-/// The kinds of provider the daemon can talk to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// Any OpenAI-compatible chat-completions endpoint (Kimi, GLM, vLLM, ...).
-    Openai,
-    /// In-process echo with configurable latency: demos, tests, load tests.
-    Mock,
-}
-
-/// One configured provider.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderSettings {
-    /// What kind of endpoint this is.
-    pub kind: ProviderKind,
-    /// Base URL of an `openai` provider; `/chat/completions` is appended.
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// Environment variable holding the API key (never the key itself).
-    /// Unset: requests are sent without `Authorization` (local endpoints).
-    #[serde(default)]
-    pub api_key_env: Option<String>,
-    /// Total deadline for this provider's sessions, overriding `sessions.timeout_ms`.
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-    /// The models served; empty means any model name is passed through.
-    #[serde(default)]
-    pub models: Vec<ModelEntry>,
-    /// Speak HTTP/2 without negotiation (h2c) to a plain-HTTP endpoint, so one
-    /// connection carries many concurrent calls.
-    #[serde(default)]
-    pub http2_prior_knowledge: bool,
-    /// Largest non-streamed answer accepted, so a broken provider cannot make
-    /// the daemon buffer without bound. 8 MiB is far above any real completion.
-    #[serde(default = "default_max_response_bytes")]
-    pub max_response_bytes: usize,
-    /// `mock` only: delay before answering (or before the first chunk).
-    #[serde(default)]
-    pub latency_ms: u64,
-    /// `mock` only: delay between streamed words.
-    #[serde(default = "default_stream_interval_ms")]
-    pub stream_interval_ms: u64,
-}
-
-fn default_max_response_bytes() -> usize {
-    8 * 1024 * 1024
-}
-
-fn default_stream_interval_ms() -> u64 {
-    20
-}
-
-/// A model: its bare name, or a table with per-model overrides.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
-pub enum ModelEntry {
-    /// `"kimi-k2-turbo-preview"`
-    Name(String),
-    /// `{ name = "kimi-k2-thinking", timeout_ms = 120000 }`
-    Table(ModelSettings),
-}
-
-/// Per-model overrides.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSettings {
-    /// The model's name at the provider.
-    pub name: String,
-    /// Total deadline for this model's sessions.
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-}
-
-impl ModelEntry {
-    /// The entry as a table, however it was written.
-    pub fn settings(&self) -> ModelSettings {
-        match self {
-            ModelEntry::Name(name) => ModelSettings {
-                name: name.clone(),
-                timeout_ms: None,
-            },
-            ModelEntry::Table(settings) => settings.clone(),
-        }
-    }
-}
-
 impl ActorSettings {
     /// Checks what serde cannot; the error names the offending key.
     pub fn validate(&self) -> Result<(), String> {
@@ -193,57 +150,52 @@ impl ActorSettings {
         if self.lifecycle.max_events_per_session < 8 {
             return Err("lifecycle.max_events_per_session must be at least 8".into());
         }
+        if self.sessions.metadata_max_bytes == 0 {
+            return Err("sessions.metadata_max_bytes must be greater than 0".into());
+        }
         for (name, provider) in &self.providers {
             provider.validate(name)?;
         }
+        self.validate_clients()?;
+        self.validate_aliases()
+    }
+
+    fn validate_clients(&self) -> Result<(), String> {
+        if self.clients.requests_per_minute == Some(0) {
+            return Err("clients.requests_per_minute must be at least 1 (or unset)".into());
+        }
+        for (uid, limit) in &self.clients.per_uid {
+            if uid.parse::<u32>().is_err() {
+                return Err(format!("clients.per_uid: `{uid}` is not a numeric uid"));
+            }
+            if *limit == 0 {
+                return Err(format!("clients.per_uid.{uid} must be at least 1"));
+            }
+        }
         Ok(())
     }
-}
 
-impl ProviderSettings {
-    fn validate(&self, name: &str) -> Result<(), String> {
-        let key = format!("providers.{name}");
-        let name_ok = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !name_ok {
-            return Err(format!(
-                "{key}: a provider name may hold only letters, digits, '-', '_' and '.'"
-            ));
-        }
-        if self.kind == ProviderKind::Openai {
-            let url = self
-                .base_url
-                .as_deref()
-                .ok_or_else(|| format!("{key}.base_url is required for kind = \"openai\""))?;
-            let parsed = reqwest::Url::parse(url)
-                .map_err(|err| format!("{key}.base_url `{url}` is not a URL: {err}"))?;
-            if !matches!(parsed.scheme(), "http" | "https") {
+    fn validate_aliases(&self) -> Result<(), String> {
+        for (alias, targets) in &self.aliases {
+            if alias.contains('/') || alias.is_empty() {
                 return Err(format!(
-                    "{key}.base_url must start with http:// or https://"
+                    "aliases.{alias}: an alias name may not contain '/'"
                 ));
             }
-        }
-        if self.timeout_ms == Some(0) {
-            return Err(format!("{key}.timeout_ms must be greater than 0"));
-        }
-        if let Some(var) = &self.api_key_env
-            && (var.is_empty() || var.contains('='))
-        {
-            return Err(format!(
-                "{key}.api_key_env must name an environment variable"
-            ));
-        }
-        for model in self.models.iter().map(ModelEntry::settings) {
-            if model.name.is_empty() {
-                return Err(format!("{key}.models: a model name may not be empty"));
+            if targets.is_empty() {
+                return Err(format!("aliases.{alias} needs at least one target"));
             }
-            if model.timeout_ms == Some(0) {
-                return Err(format!(
-                    "{key}.models.{}.timeout_ms must be greater than 0",
-                    model.name
-                ));
+            for target in targets {
+                let known = target.split_once('/').is_some_and(|(provider, model)| {
+                    self.providers.get(provider).is_some_and(|p| {
+                        p.models.is_empty() || p.models.iter().any(|m| m.settings().name == model)
+                    })
+                });
+                if !known {
+                    return Err(format!(
+                        "aliases.{alias}: `{target}` is not a configured <provider>/<model>"
+                    ));
+                }
             }
         }
         Ok(())

@@ -1,40 +1,52 @@
-//! The supervisor: admission, the registry of live sessions, routing.
+//! The supervisor: admission, routing, the registry of live sessions.
 //!
 //! The HTTP layer sends it every chat request as [`Submit`] (or, when the
-//! request could not even be read, [`Refused`], so it is still recorded).
-//! It routes `<provider>/<model>` to a provider, refuses what it must (unknown
-//! model, draining, too many live sessions), and starts one [`Session`] per
-//! admitted request. Sessions tell it when they end ([`SessionEnded`]).
-//! Operators reach live sessions through it ([`ListSessions`], [`GetSession`],
-//! [`CancelSession`], [`GetStatus`]); the shutdown actor drains through it ([`BeginDrain`],
+//! request could not even be read, [`Refused`], so it is still recorded). It
+//! checks the caller's rate limit, resolves the model (or alias) to targets,
+//! takes the first healthy target within its rate limit, and admits the
+//! request: at once when its provider and the daemon have room, else into
+//! the bounded priority queue ([`admission`]), refusing what cannot wait.
+//! Sessions tell it when they end ([`SessionEnded`]), which hands their slots
+//! to the best waiting request at once; a session whose target failed for
+//! good asks for the next one ([`Reroute`]). Operators reach sessions through
+//! it ([`ListSessions`], [`GetSession`], [`CancelSession`], [`ListProviders`],
+//! [`GetStatus`]); the shutdown actor drains through it ([`BeginDrain`],
 //! [`WaitIdle`], [`CancelAll`]).
-//!
-//! Admission control (queues, per-provider limits, rate limits) goes in
-//! [`Supervisor::admit`]: the one place a request is let in or refused.
 
-use std::collections::HashMap;
+pub mod admission;
+mod handlers;
+mod queue;
+mod routes;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::oneshot;
 
 use crate::answer::{ClientGone, ReplyTx};
-use crate::error::{CancelReason, GatewayError, truncate};
+use crate::error::{CancelReason, GatewayError};
 use crate::ids::{SessionId, SessionMap};
-use crate::lifecycle::{LifecycleLogger, Recorder, Timeline, TimelineView};
-use crate::meta::{Received, SessionMeta};
+use crate::lifecycle::{LifecycleLogger, Recorder, TimelineView};
+use crate::meta::{Received, Route, SessionMeta};
 use crate::phase::Phase;
-use crate::provider::Provider;
+use crate::provider::{Health, Provider, ProviderHealth};
 use crate::request::ChatRequest;
-use crate::session::{Cancel, Session, SessionEnded, SessionSpec};
-use crate::settings::{ActorSettings, SessionSettings};
+use crate::session::Session;
+use crate::settings::{ActorSettings, ClientSettings, SessionSettings};
+use admission::Admission;
+pub use routes::Target;
+use routes::{MAX_MODEL_SHOWN, Routes};
 
 /// A chat request to admit and answer.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Submit {
-    /// Ids, arrival time, caller.
+    /// Ids, arrival time, caller, priority.
     pub received: Received,
     /// The validated request.
     pub request: ChatRequest,
@@ -44,8 +56,8 @@ pub struct Submit {
     pub gone: ClientGone,
 }
 
-/// A request refused before it could be submitted (unreadable, too large):
-/// recorded as RECEIVED then REJECTED. The HTTP layer answers it itself.
+/// A request refused before it could be submitted (unreadable, too large,
+/// forbidden): recorded as RECEIVED then REJECTED. The HTTP layer answers it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Refused {
@@ -55,37 +67,48 @@ pub struct Refused {
     pub error: GatewayError,
 }
 
-/// Lists live sessions.
+/// A session's target failed for good: the next target of its alias, once
+/// it has a slot; `None` when there is none left.
 #[derive(Message)]
-#[rtype(result = "Vec<Arc<SessionMeta>>")]
+#[rtype(result = "Option<Target>")]
+pub struct Reroute(pub SessionId);
+
+/// Lists live and queued sessions, oldest first.
+#[derive(Message)]
+#[rtype(result = "Vec<SessionView>")]
 pub struct ListSessions;
 
-/// One session's timeline (live or recent), and whether it is live.
+/// One session's timeline (live, queued or recent), and whether it is live.
 #[derive(Message)]
 #[rtype(result = "Option<(TimelineView, bool)>")]
 pub struct GetSession(pub SessionId);
 
-/// Cancels a live session; answers whether there was one.
+/// Cancels a live or queued session; answers whether there was one.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct CancelSession(pub SessionId);
 
-/// Stop admitting; answers how many sessions are live.
+/// Lists providers with their load and health.
+#[derive(Message)]
+#[rtype(result = "Vec<ProviderView>")]
+pub struct ListProviders;
+
+/// Stop admitting; answers how many sessions are live or queued.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct BeginDrain;
 
-/// Answers once no session is live.
+/// Answers once no session is live or queued.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct WaitIdle;
 
-/// Cancels every live session; answers how many.
+/// Cancels every live and queued session; answers how many.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct CancelAll(pub CancelReason);
 
-/// Asks how many sessions are live and whether the daemon is draining.
+/// Asks how many sessions are live and queued and whether the daemon drains.
 #[derive(Message)]
 #[rtype(result = "Status")]
 pub struct GetStatus;
@@ -93,101 +116,153 @@ pub struct GetStatus;
 /// The supervisor's state, for health checks.
 #[derive(Clone, Copy, Debug, MessageResponse)]
 pub struct Status {
-    /// Sessions live now.
+    /// Sessions running now.
     pub live: usize,
+    /// Requests waiting for capacity.
+    pub queued: usize,
     /// Whether new requests are refused.
     pub draining: bool,
 }
 
-/// How long a client refused for overload or drain should wait. One second:
+/// A session as admin listings show it.
+#[derive(Clone, Debug)]
+pub struct SessionView {
+    /// Who it is; its phase and route.
+    pub meta: Arc<SessionMeta>,
+    /// Its place in its provider's queue, when waiting (1 is next).
+    pub position: Option<usize>,
+}
+
+/// A provider as `GET /admin/providers` shows it.
+#[derive(Clone, Debug)]
+pub struct ProviderView {
+    /// Its configured name.
+    pub name: Arc<str>,
+    /// Calls running now.
+    pub in_flight: usize,
+    /// Requests waiting for one of its slots.
+    pub queued: usize,
+    /// `max_concurrency`.
+    pub max_concurrency: usize,
+    /// Its health, as the provider actor keeps it.
+    pub health: Option<ProviderHealth>,
+}
+
+/// How long a client refused for capacity or drain should wait. One second:
 /// long enough for sessions to finish or a restarted daemon to come up.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// The longest model name repeated back in errors and timelines: a caller
-/// cannot make every log line carry a megabyte by sending a huge `model`.
-const MAX_MODEL_SHOWN: usize = 128;
+/// How often waiting requests are checked for clients that left. Their
+/// deadlines have their own timer; this only frees queue room sooner.
+const DEPARTURE_SWEEP: Duration = Duration::from_secs(1);
 
-/// Where one model of one provider goes.
-struct ModelRoute {
-    /// The name sent to the provider.
-    name: Arc<str>,
-    /// Its total deadline.
-    timeout: Duration,
+/// A request waiting in the queue, with what starting or resuming it needs.
+enum Pending {
+    /// A new request: its session starts when it leaves the queue.
+    New(Box<NewSession>),
+    /// A live session waiting for a slot of its next target.
+    Reroute {
+        /// Where the target goes.
+        tx: oneshot::Sender<Target>,
+        /// Which target of the session's chain.
+        index: usize,
+    },
 }
 
-/// Where one provider's requests go.
-struct ProviderRoute {
-    /// Configured name.
-    name: Arc<str>,
-    /// The provider actor.
-    addr: Addr<Provider>,
-    /// Total deadline for models without their own.
-    timeout: Duration,
-    /// The models served; empty means any.
-    models: HashMap<String, ModelRoute>,
+/// Everything needed to start a session.
+struct NewSession {
+    /// Records its phases (and holds its meta).
+    recorder: Recorder,
+    /// The caller's request.
+    request: ChatRequest,
+    /// Its targets (one, or an alias's chain).
+    targets: Vec<Target>,
+    /// The target it was admitted for.
+    index: usize,
+    /// When its total deadline passes.
+    deadline: Instant,
+    /// When it began to wait (arrival, if it never waited).
+    since: Instant,
+    /// Where the answer goes.
+    reply: ReplyTx,
+    /// Fires if the client goes away.
+    gone: ClientGone,
 }
 
-/// A live session as the registry knows it.
+/// A running session as the registry knows it.
 struct Live {
+    /// Its actor.
     addr: Addr<Session>,
-    meta: Arc<SessionMeta>,
+    /// Records its phases (and holds its meta).
+    recorder: Recorder,
+    /// Its targets.
+    targets: Vec<Target>,
+    /// The target it is on.
+    index: usize,
+    /// The provider whose slot it holds (none while waiting to reroute).
+    slot: Option<Arc<str>>,
 }
 
 /// Admits requests and keeps the registry of live sessions.
 pub struct Supervisor {
     /// Session limits and the default deadline.
     settings: SessionSettings,
-    /// Providers by name.
-    routes: HashMap<String, ProviderRoute>,
+    /// Per-caller rate limits.
+    clients: ClientSettings,
+    /// Targets by model and alias.
+    routes: Routes,
+    /// `max_concurrency` by provider, for listings.
+    max_concurrency: HashMap<Arc<str>, usize>,
+    /// Who runs and who waits.
+    admission: Admission<Pending>,
+    /// Deadlines of waiting new requests, soonest first.
+    expiries: BinaryHeap<Reverse<(Instant, SessionId)>>,
+    /// The timer for the soonest expiry, when armed.
+    expiry_timer: Option<(Instant, SpawnHandle)>,
+    /// The departure sweep, while anything waits.
+    sweep: Option<SpawnHandle>,
+    /// One limiter per calling uid (bounded: only allowed uids get here).
+    client_limiters: HashMap<u32, DefaultDirectRateLimiter>,
     /// Where phases are recorded.
     logger: Addr<LifecycleLogger>,
-    /// Live sessions.
+    /// Running sessions.
     live: SessionMap<Live>,
     /// Set by the drain: nothing new is admitted.
     draining: bool,
-    /// Told when the last live session ends.
+    /// Told when nothing is live or queued.
     idle_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl Supervisor {
-    /// A supervisor routing to `providers` (started by the caller).
+    /// A supervisor routing to `providers` (started by the caller, with the
+    /// health cells they write).
     pub fn new(
         settings: &ActorSettings,
-        providers: HashMap<String, Addr<Provider>>,
+        providers: HashMap<String, (Addr<Provider>, Arc<Health>)>,
         logger: Addr<LifecycleLogger>,
     ) -> Self {
-        let default_timeout = Duration::from_millis(settings.sessions.timeout_ms);
-        let routes = providers
-            .into_iter()
-            .filter_map(|(name, addr)| {
-                let config = settings.providers.get(&name)?;
-                let timeout = config
-                    .timeout_ms
-                    .map_or(default_timeout, Duration::from_millis);
-                let models = config
-                    .models
-                    .iter()
-                    .map(|entry| {
-                        let model = entry.settings();
-                        let route = ModelRoute {
-                            name: model.name.as_str().into(),
-                            timeout: model.timeout_ms.map_or(timeout, Duration::from_millis),
-                        };
-                        (model.name, route)
-                    })
-                    .collect();
-                let route = ProviderRoute {
-                    name: name.as_str().into(),
-                    addr,
-                    timeout,
-                    models,
-                };
-                Some((name, route))
-            })
+        let lanes: Vec<(Arc<str>, usize)> = settings
+            .providers
+            .iter()
+            .map(|(name, p)| (Arc::from(name.as_str()), p.max_concurrency))
             .collect();
+        let sessions = &settings.sessions;
+        let admission = Admission::new(
+            sessions.max_live,
+            sessions.max_queued,
+            Duration::from_millis(sessions.starvation_ms),
+            lanes.iter().cloned(),
+        );
         Self {
-            settings: settings.sessions.clone(),
-            routes,
+            settings: sessions.clone(),
+            clients: settings.clients.clone(),
+            routes: Routes::new(settings, providers),
+            max_concurrency: lanes.into_iter().collect(),
+            admission,
+            expiries: BinaryHeap::new(),
+            expiry_timer: None,
+            sweep: None,
+            client_limiters: HashMap::new(),
             logger,
             live: SessionMap::default(),
             draining: false,
@@ -195,52 +270,74 @@ impl Supervisor {
         }
     }
 
-    /// Finds the provider, model and deadline for `request`.
-    fn route(
-        &self,
-        request: &ChatRequest,
-    ) -> Result<(&ProviderRoute, Arc<str>, Duration), GatewayError> {
-        let unknown = || {
-            GatewayError::UnknownModel(format!(
-                "unknown model `{}`: use `<provider>/<model>` with a configured provider (see GET /v1/models)",
-                truncate(request.model(), MAX_MODEL_SHOWN)
-            ))
+    /// Takes one request from the caller's rate limit.
+    fn take_client_rate(&mut self, received: &Received) -> Result<(), GatewayError> {
+        let Some(uid) = received.peer.map(|peer| peer.uid) else {
+            return Ok(());
         };
-        let (provider, model) = request.provider_and_model().ok_or_else(unknown)?;
-        let route = self.routes.get(provider).ok_or_else(unknown)?;
-        if route.models.is_empty() {
-            return Ok((route, model.into(), route.timeout));
-        }
-        let model = route.models.get(model).ok_or_else(unknown)?;
-        Ok((route, model.name.clone(), model.timeout))
+        let Some(limit) = self.clients.limit_for(uid).and_then(NonZeroU32::new) else {
+            return Ok(());
+        };
+        let limiter = self
+            .client_limiters
+            .entry(uid)
+            .or_insert_with(|| RateLimiter::direct(Quota::per_minute(limit)));
+        limiter
+            .check()
+            .map_err(|not_until| GatewayError::RateLimited {
+                scope: format!("uid {uid} (clients.requests_per_minute)"),
+                retry_after: not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                )),
+            })
     }
 
-    /// The one place a routed request is let in or refused.
-    fn admit(&self) -> Result<(), GatewayError> {
-        if self.draining {
-            return Err(GatewayError::Draining {
-                retry_after: RETRY_AFTER,
-            });
+    /// The first target from `from` on that is healthy (unless none is) and
+    /// within its provider's rate limit.
+    fn pick(&self, targets: &[Target], from: usize) -> Result<usize, GatewayError> {
+        let now = Instant::now();
+        let healthy = |t: &Target| self.routes.healthy(&t.route.provider, now);
+        let order = (from..targets.len())
+            .filter(|&i| healthy(&targets[i]))
+            .chain((from..targets.len()).filter(|&i| !healthy(&targets[i])));
+        let mut soonest: Option<(Duration, &Arc<str>)> = None;
+        for index in order {
+            let provider = &targets[index].route.provider;
+            match self.routes.take_rate(provider) {
+                Ok(()) => return Ok(index),
+                Err(wait) if soonest.is_none_or(|(w, _)| wait < w) => {
+                    soonest = Some((wait, provider))
+                }
+                Err(_) => {}
+            }
         }
-        if self.live.len() >= self.settings.max_live {
-            return Err(GatewayError::Overloaded {
-                limit: self.settings.max_live,
-                retry_after: RETRY_AFTER,
-            });
-        }
-        Ok(())
+        Err(match soonest {
+            Some((retry_after, provider)) => GatewayError::RateLimited {
+                scope: format!("provider {provider} (requests_per_minute)"),
+                retry_after,
+            },
+            None => GatewayError::ProviderFailed {
+                provider: String::new(),
+                reason: "no target left to try".into(),
+            },
+        })
     }
 
-    fn reject(&self, received: &Received, model: &str, error: &GatewayError) {
-        let model = truncate(model, MAX_MODEL_SHOWN);
-        let meta = SessionMeta::new(received, "".into(), model.into(), false);
+    /// Records a refusal: RECEIVED, then REJECTED with why.
+    fn reject(&self, received: &Received, requested: &str, error: &GatewayError) {
+        let requested = crate::error::truncate(requested, MAX_MODEL_SHOWN);
+        let route = Route {
+            provider: "".into(),
+            model: requested.as_str().into(),
+        };
+        let meta = SessionMeta::new(received, requested.into(), route, false);
         let recorder = Recorder::new(Arc::new(meta), self.logger.clone());
-        recorder.record_at(Phase::Received, received.at);
+        recorder.record_at(Phase::Received, received.at, None);
         recorder.record(Phase::Rejected, Some(error.detail().into()));
     }
 
     fn notify_if_idle(&mut self) {
-        if self.live.is_empty() {
+        if self.live.is_empty() && self.admission.queued() == 0 {
             for waiter in self.idle_waiters.drain(..) {
                 let _ = waiter.send(());
             }
@@ -254,144 +351,5 @@ impl Actor for Supervisor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Submits arrive by `do_send`; this bounds only `send` callers (admin).
         ctx.set_mailbox_capacity(1024);
-    }
-}
-
-impl Handler<Submit> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, submit: Submit, ctx: &mut Self::Context) {
-        let Submit {
-            received,
-            request,
-            reply,
-            gone,
-        } = submit;
-        let admitted = self
-            .route(&request)
-            .and_then(|route| self.admit().map(|()| route));
-        let (route, model, timeout) = match admitted {
-            Ok(found) => found,
-            Err(error) => {
-                self.reject(&received, request.model(), &error);
-                let _ = reply.send(Err(error));
-                return;
-            }
-        };
-        let meta = SessionMeta::new(
-            &received,
-            route.name.clone(),
-            model.clone(),
-            request.stream(),
-        );
-        let meta = Arc::new(meta);
-        let recorder = Recorder::new(meta.clone(), self.logger.clone());
-        recorder.record_at(Phase::Received, received.at);
-        let spec = SessionSpec {
-            recorder,
-            provider: route.addr.clone(),
-            body: request.upstream_body(&model),
-            timeout,
-            reply,
-            gone,
-            on_end: ctx.address().recipient(),
-        };
-        let addr = Session::new(spec).start();
-        self.live.insert(meta.id, Live { addr, meta });
-    }
-}
-
-impl Handler<Refused> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, refused: Refused, _: &mut Self::Context) {
-        self.reject(&refused.received, "", &refused.error);
-    }
-}
-
-impl Handler<SessionEnded> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, SessionEnded(id): SessionEnded, _: &mut Self::Context) {
-        self.live.remove(&id);
-        self.notify_if_idle();
-    }
-}
-
-impl Handler<ListSessions> for Supervisor {
-    type Result = Vec<Arc<SessionMeta>>;
-
-    fn handle(&mut self, _: ListSessions, _: &mut Self::Context) -> Self::Result {
-        let mut sessions: Vec<_> = self.live.values().map(|live| live.meta.clone()).collect();
-        sessions.sort_by_key(|meta| meta.received_at);
-        sessions
-    }
-}
-
-impl Handler<GetSession> for Supervisor {
-    type Result = ResponseFuture<Option<(TimelineView, bool)>>;
-
-    fn handle(&mut self, GetSession(id): GetSession, _: &mut Self::Context) -> Self::Result {
-        let live = self.live.contains_key(&id);
-        let timeline = self.logger.send(Timeline(id));
-        Box::pin(async move { timeline.await.ok().flatten().map(|view| (view, live)) })
-    }
-}
-
-impl Handler<CancelSession> for Supervisor {
-    type Result = bool;
-
-    fn handle(&mut self, CancelSession(id): CancelSession, _: &mut Self::Context) -> bool {
-        match self.live.get(&id) {
-            Some(live) => {
-                live.addr.do_send(Cancel(CancelReason::Operator));
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-impl Handler<BeginDrain> for Supervisor {
-    type Result = usize;
-
-    fn handle(&mut self, _: BeginDrain, _: &mut Self::Context) -> usize {
-        self.draining = true;
-        self.live.len()
-    }
-}
-
-impl Handler<GetStatus> for Supervisor {
-    type Result = Status;
-
-    fn handle(&mut self, _: GetStatus, _: &mut Self::Context) -> Status {
-        Status {
-            live: self.live.len(),
-            draining: self.draining,
-        }
-    }
-}
-
-impl Handler<WaitIdle> for Supervisor {
-    type Result = ResponseFuture<()>;
-
-    fn handle(&mut self, _: WaitIdle, _: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.idle_waiters.push(tx);
-        self.notify_if_idle();
-        Box::pin(async move {
-            let _ = rx.await;
-        })
-    }
-}
-
-impl Handler<CancelAll> for Supervisor {
-    type Result = usize;
-
-    fn handle(&mut self, CancelAll(reason): CancelAll, _: &mut Self::Context) -> usize {
-        for live in self.live.values() {
-            live.addr.do_send(Cancel(reason));
-        }
-        self.live.len()
     }
 }

@@ -11,7 +11,7 @@ use switchboard_actors::ids::SessionId;
 use switchboard_actors::lifecycle::TimelineView;
 use switchboard_actors::meta::{SessionMeta, duration_ms};
 use switchboard_actors::shutdown::{Drain, DrainReason};
-use switchboard_actors::supervisor::{CancelSession, GetSession, ListSessions};
+use switchboard_actors::supervisor::{CancelSession, GetSession, ListProviders, ListSessions};
 
 use crate::server::AppState;
 use crate::server::error;
@@ -20,7 +20,14 @@ use crate::server::error;
 pub async fn list(state: web::Data<AppState>) -> HttpResponse {
     match state.actors.supervisor.send(ListSessions).await {
         Ok(sessions) => {
-            let sessions: Vec<Value> = sessions.iter().map(|meta| summary(meta)).collect();
+            let sessions: Vec<Value> = sessions
+                .iter()
+                .map(|view| {
+                    let mut value = summary(&view.meta);
+                    value["queue_position"] = json!(view.position);
+                    value
+                })
+                .collect();
             HttpResponse::Ok().json(json!({ "sessions": sessions }))
         }
         Err(_) => unavailable(),
@@ -51,6 +58,40 @@ pub async fn cancel(path: web::Path<String>, state: web::Data<AppState>) -> Http
     }
 }
 
+/// `GET /admin/providers`: each provider's load and health.
+pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
+    let Ok(providers) = state.actors.supervisor.send(ListProviders).await else {
+        return unavailable();
+    };
+    let providers: Vec<Value> = providers
+        .iter()
+        .map(|view| {
+            let health = view.health.as_ref();
+            let errors: Vec<Value> = health
+                .map(|h| {
+                    h.recent_errors
+                        .iter()
+                        .map(|(at, detail)| json!({"at": rfc3339(*at), "detail": detail}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "name": &*view.name,
+                "healthy": health.map(|h| h.healthy),
+                "cooldown_left_ms": health.and_then(|h| h.cooldown_left).map(duration_ms),
+                "consecutive_failures": health.map(|h| h.consecutive_failures),
+                "in_flight": view.in_flight,
+                "queued": view.queued,
+                "max_concurrency": view.max_concurrency,
+                "attempts_succeeded": health.map(|h| h.successes),
+                "attempts_failed": health.map(|h| h.failures),
+                "recent_errors": errors,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "providers": providers }))
+}
+
 /// `POST /admin/drain`: begin a graceful shutdown.
 pub async fn drain(state: web::Data<AppState>) -> HttpResponse {
     match state
@@ -65,15 +106,23 @@ pub async fn drain(state: web::Data<AppState>) -> HttpResponse {
 }
 
 fn summary(meta: &SessionMeta) -> Value {
+    let route = meta.route();
+    let metadata: Option<Value> = meta
+        .metadata
+        .as_deref()
+        .and_then(|raw| serde_json::from_str(raw).ok());
     json!({
         "id": meta.id,
         "request_id": meta.request_id,
-        "provider": &*meta.provider,
-        "model": &*meta.model,
+        "requested_model": &*meta.requested,
+        "provider": &*route.provider,
+        "model": &*route.model,
         "phase": meta.phase.get(),
+        "priority": meta.priority,
         "age_ms": meta.age_ms(),
         "stream": meta.stream,
         "client": meta.peer,
+        "metadata": metadata,
     })
 }
 

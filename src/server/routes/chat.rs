@@ -19,7 +19,7 @@ use futures_util::{Stream, StreamExt, stream};
 use switchboard_actors::GatewayError;
 use switchboard_actors::answer::{Answer, ClientGuard, StreamItem, client_link};
 use switchboard_actors::ids::RequestId;
-use switchboard_actors::meta::{Peer, Received};
+use switchboard_actors::meta::{Peer, Priority, Received};
 use switchboard_actors::request::ChatRequest;
 use switchboard_actors::supervisor::{Refused, Submit};
 use tokio::sync::{mpsc, oneshot};
@@ -46,16 +46,20 @@ pub async fn chat_completions(
 }
 
 async fn answer(req: HttpRequest, payload: web::Payload, state: &AppState) -> HttpResponse {
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok());
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let request_id = RequestId::from_client_or_generate(header("x-request-id"));
+    let priority = header("x-priority").map(|text| Priority::parse(text).ok_or(text));
     let peer = req.conn_data::<Peer>().copied();
-    let received = Received::now(RequestId::from_client_or_generate(request_id), peer);
+    let class = priority.and_then(Result::ok).unwrap_or_default();
+    let received = Received::now(request_id, peer, class);
     let ids = Ids::of(&received);
-    let request = match read_body(&req, payload, state.max_body_bytes).await {
-        Ok(body) => ChatRequest::parse(body),
-        Err(error) => Err(error),
+    let request = match (
+        priority,
+        read_body(&req, payload, state.max_body_bytes).await,
+    ) {
+        (Some(Err(text)), _) => Err(bad_priority(text)),
+        (_, Ok(body)) => ChatRequest::parse(body, state.metadata_max_bytes),
+        (_, Err(error)) => Err(error),
     };
     let request = match request {
         Ok(request) => request,
@@ -93,6 +97,14 @@ async fn answer(req: HttpRequest, payload: web::Payload, state: &AppState) -> Ht
             error::response(&error, Some(&ids))
         }
     }
+}
+
+fn bad_priority(text: &str) -> GatewayError {
+    let shown: String = text.chars().take(32).collect();
+    GatewayError::bad_request(
+        format!("x-priority must be high, normal or low, not `{shown}`"),
+        Some("x-priority"),
+    )
 }
 
 /// Reads the body, refusing more than `limit` bytes (at once when the

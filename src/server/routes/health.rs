@@ -13,6 +13,7 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         Ok(status) => HttpResponse::Ok().json(json!({
             "status": if status.draining { "draining" } else { "ok" },
             "live_sessions": status.live,
+            "queued_sessions": status.queued,
         })),
         Err(_) => HttpResponse::ServiceUnavailable().json(json!({ "status": "stopping" })),
     }

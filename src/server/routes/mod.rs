@@ -6,6 +6,7 @@ mod chat;
 mod health;
 pub mod models;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use switchboard_actors::GatewayError;
 
@@ -35,6 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .to(method_not_allowed),
     )
     .service(
+        web::resource("/admin/providers")
+            .get(admin::providers)
+            .to(method_not_allowed),
+    )
+    .service(
         web::resource("/admin/drain")
             .post(admin::drain)
             .to(method_not_allowed),
@@ -54,14 +60,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
     let message = format!("no route for {} {}", req.method(), req.path());
-    let mut response = error::response(&GatewayError::bad_request(message, None), None);
-    *response.status_mut() = actix_web::http::StatusCode::NOT_FOUND;
-    response
+    let error = GatewayError::bad_request(message, None);
+    error::shaped(StatusCode::NOT_FOUND, &error, None)
 }
 
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let message = format!("{} is not allowed on {}", req.method(), req.path());
-    let mut response = error::response(&GatewayError::bad_request(message, None), None);
-    *response.status_mut() = actix_web::http::StatusCode::METHOD_NOT_ALLOWED;
-    response
+    let error = GatewayError::bad_request(message, None);
+    error::shaped(StatusCode::METHOD_NOT_ALLOWED, &error, None)
 }

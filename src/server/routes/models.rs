@@ -1,5 +1,5 @@
-//! `GET /v1/models`: the configured `<provider>/<model>` names in OpenAI's
-//! list shape. Built once at start: settings do not change while running.
+//! `GET /v1/models`: the configured `<provider>/<model>` names and the
+//! aliases (with their fallback chains) in OpenAI's list shape. Built once at start: settings do not change while running.
 
 use actix_web::{HttpResponse, web};
 use bytes::Bytes;
@@ -23,6 +23,15 @@ pub fn catalogue(settings: &Settings) -> Bytes {
                 })
             })
         })
+        .chain(settings.aliases.iter().map(|(alias, targets)| {
+            json!({
+                "id": alias,
+                "object": "model",
+                "created": 0,
+                "owned_by": "switchboard",
+                "fallbacks": targets,
+            })
+        }))
         .collect();
     Bytes::from(json!({ "object": "list", "data": data }).to_string())
 }

@@ -1,18 +1,20 @@
 //! The session actor: one per request, alive only while the request is.
 //!
-//! The supervisor starts it with everything the request needs. It sends
-//! [`Call`] to its provider and runs the returned future in its own context,
-//! so its deadline, an operator's [`Cancel`] or the client going away can drop
-//! that future — which aborts the upstream request — at any moment. It relays
-//! the answer (whole, or event by event), records every phase, and stops
-//! itself; `stopped()` tells the supervisor with [`SessionEnded`].
+//! The supervisor starts it once the request is admitted. It sends [`Call`]
+//! to its provider and runs the returned future in its own context, so its
+//! deadlines, an operator's [`Cancel`] or the client going away can drop that
+//! future — which aborts the upstream request — at any moment. When a target
+//! fails for good and the request named an alias, it asks the supervisor for
+//! the next target ([`Reroute`]). It relays the answer (whole, or event by
+//! event), records every phase, and stops itself; `stopped()` tells the
+//! supervisor with [`SessionEnded`].
+
+mod relay;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::sync::mpsc;
 
@@ -24,8 +26,10 @@ use crate::ids::{RequestId, SessionId};
 use crate::lifecycle::Recorder;
 use crate::meta::{SessionMeta, duration_ms};
 use crate::phase::Phase;
-use crate::provider::sse::has_data;
-use crate::provider::{Call, Provider, Upstream};
+use crate::provider::{Call, Upstream};
+use crate::request::ChatRequest;
+use crate::supervisor::{Reroute, Supervisor, Target};
+use relay::{StreamDeadlines, deadline, relay};
 
 /// Cancels the session: its client gets an error, its upstream call is aborted.
 #[derive(Message)]
@@ -44,6 +48,8 @@ struct SessionObject<'a> {
     request_id: &'a RequestId,
     provider: &'a str,
     model: &'a str,
+    attempts: u32,
+    queued_ms: u64,
     duration_ms: u64,
 }
 
@@ -55,18 +61,20 @@ const FINAL_ITEM_GRACE: Duration = Duration::from_secs(5);
 pub struct SessionSpec {
     /// Identity, route, arrival; shared with the registry and the logger.
     pub recorder: Recorder,
-    /// The provider to call.
-    pub provider: Addr<Provider>,
-    /// The body for the provider.
-    pub body: Bytes,
-    /// The total deadline's length (provider, model or global setting).
-    pub timeout: Duration,
+    /// The caller's request, rendered for each target in turn.
+    pub request: ChatRequest,
+    /// The first target.
+    pub target: Target,
+    /// When the total deadline passes.
+    pub deadline: Instant,
+    /// How long it waited for capacity.
+    pub queued: Duration,
     /// Where the answer goes.
     pub reply: ReplyTx,
     /// Fires when the client goes away.
     pub gone: ClientGone,
-    /// Who to tell when the session has stopped.
-    pub on_end: Recipient<SessionEnded>,
+    /// Who to ask for the next target, and to tell when stopped.
+    pub supervisor: Addr<Supervisor>,
 }
 
 /// One request, from allocation to its answer.
@@ -75,24 +83,28 @@ pub struct Session {
     meta: Arc<SessionMeta>,
     /// Records phases.
     recorder: Recorder,
-    /// The provider to call.
-    provider: Addr<Provider>,
-    /// The body for the provider; taken when the call is made.
-    body: Option<Bytes>,
-    /// The total deadline's length.
-    timeout: Duration,
+    /// The caller's request.
+    request: ChatRequest,
+    /// The target being called.
+    target: Target,
+    /// The total deadline.
+    deadline: Instant,
+    /// Time spent queued.
+    queued: Duration,
     /// The answer channel, until something has been sent on it.
     reply: Option<ReplyTx>,
     /// The client-gone signal, until it is being watched.
     gone: Option<ClientGone>,
     /// The stream channel once streaming, for a final error item.
     stream_tx: Option<mpsc::Sender<StreamItem>>,
-    /// The running provider call or stream relay, to abort it.
+    /// The running call, relay or reroute request, to abort it.
     call: Option<SpawnHandle>,
+    /// Streams: when the first chunk must have come, set at the first call.
+    first_token_by: Option<(Instant, Duration)>,
     /// Set once the session has finished, so it finishes once.
     finished: bool,
-    /// Who to tell when stopped.
-    on_end: Recipient<SessionEnded>,
+    /// The supervisor.
+    supervisor: Addr<Supervisor>,
 }
 
 impl Session {
@@ -101,24 +113,28 @@ impl Session {
         Self {
             meta: spec.recorder.meta().clone(),
             recorder: spec.recorder,
-            provider: spec.provider,
-            body: Some(spec.body),
-            timeout: spec.timeout,
+            request: spec.request,
+            target: spec.target,
+            deadline: spec.deadline,
+            queued: spec.queued,
             reply: Some(spec.reply),
             gone: Some(spec.gone),
             stream_tx: None,
             call: None,
+            first_token_by: None,
             finished: false,
-            on_end: spec.on_end,
+            supervisor: spec.supervisor,
         }
     }
 
     fn start_call(&mut self, ctx: &mut Context<Self>) {
-        let call = self.provider.send(Call {
-            body: self.body.take().unwrap_or_default(),
-            model: self.meta.model.clone(),
+        let call = self.target.addr.send(Call {
+            body: self.request.upstream_body(&self.target.route.model),
+            model: self.target.route.model.clone(),
             stream: self.meta.stream,
             recorder: self.recorder.clone(),
+            deadline: self.deadline,
+            connect_timeout: self.target.deadlines.connect,
         });
         let run = async move {
             match call.await {
@@ -137,6 +153,7 @@ impl Session {
 
     fn on_upstream(&mut self, result: Result<Upstream, GatewayError>, ctx: &mut Context<Self>) {
         match result {
+            Err(error) if falls_back(&error) => self.reroute(error, ctx),
             Err(error) => self.finish(Err(error), ctx),
             Ok(Upstream::Complete(body)) => {
                 match with_session_object(&body, &self.session_object()) {
@@ -151,9 +168,26 @@ impl Session {
         }
     }
 
+    /// The target failed for good: asks the supervisor for the next one of
+    /// the alias (it may wait for a slot there); without one, ends.
+    fn reroute(&mut self, error: GatewayError, ctx: &mut Context<Self>) {
+        let next = self.supervisor.send(Reroute(self.meta.id));
+        let handle = ctx.spawn(next.into_actor(self).map(move |next, act, ctx| {
+            act.call = None;
+            match next {
+                Ok(Some(target)) => {
+                    act.target = target;
+                    act.start_call(ctx);
+                }
+                _ => act.finish(Err(error), ctx),
+            }
+        }));
+        self.call = Some(handle);
+    }
+
     fn start_relay(
         &mut self,
-        events: BoxStream<'static, Result<Bytes, GatewayError>>,
+        events: BoxStream<'static, Result<bytes::Bytes, GatewayError>>,
         ctx: &mut Context<Self>,
     ) {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER_FRAMES);
@@ -161,7 +195,11 @@ impl Session {
             return self.finish(Err(error), ctx);
         }
         self.stream_tx = Some(tx.clone());
-        let relay = relay(events, tx, self.recorder.clone());
+        let deadlines = StreamDeadlines {
+            first_token: self.first_token_by,
+            idle: self.target.deadlines.idle,
+        };
+        let relay = relay(events, tx, self.recorder.clone(), deadlines);
         let handle = ctx.spawn(relay.into_actor(self).map(|result, act, ctx| {
             act.call = None;
             act.finish(result, ctx);
@@ -181,7 +219,7 @@ impl Session {
 
     fn invalid(&self, reason: String) -> GatewayError {
         GatewayError::ProviderFailed {
-            provider: self.meta.provider.to_string(),
+            provider: self.target.route.provider.to_string(),
             reason,
         }
     }
@@ -190,8 +228,10 @@ impl Session {
         SessionObject {
             id: self.meta.id,
             request_id: &self.meta.request_id,
-            provider: &self.meta.provider,
-            model: &self.meta.model,
+            provider: &self.target.route.provider,
+            model: &self.target.route.model,
+            attempts: self.recorder.attempts(),
+            queued_ms: duration_ms(self.queued),
             duration_ms: self.meta.age_ms(),
         }
     }
@@ -219,9 +259,19 @@ impl Session {
         ctx.stop();
     }
 
+    /// Tells the client how the session failed: an error answer, or an
+    /// error event on a stream (a stream deadline gets an event even before
+    /// the stream began, so the client's SSE reader sees which one passed).
     fn deliver_error(&mut self, error: GatewayError) {
         if let Some(reply) = self.reply.take() {
-            let _ = reply.send(Err(error));
+            let answer = if self.meta.stream && is_stream_deadline(&error) {
+                let (tx, rx) = mpsc::channel(1);
+                let _ = tx.try_send(StreamItem::Failed(error));
+                Ok(Answer::Stream(rx))
+            } else {
+                Err(error)
+            };
+            let _ = reply.send(answer);
         } else if let Some(tx) = self.stream_tx.take()
             && let Err(mpsc::error::TrySendError::Full(item)) =
                 tx.try_send(StreamItem::Failed(error))
@@ -231,6 +281,53 @@ impl Session {
             });
         }
     }
+
+    fn arm_deadlines(&mut self, ctx: &mut Context<Self>) {
+        let total = self
+            .deadline
+            .saturating_duration_since(self.meta.received_at);
+        let timeout_ms = duration_ms(total);
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        ctx.run_later(left, move |act, ctx| {
+            let error = GatewayError::Timeout {
+                which: "total",
+                timeout_ms,
+            };
+            act.finish(Err(error), ctx);
+        });
+        if let (true, Some(length)) = (self.meta.stream, self.target.deadlines.first_token) {
+            self.first_token_by = Some((Instant::now() + length, length));
+            ctx.run_later(length, move |act, ctx| {
+                if !act.recorder.first_token_seen() {
+                    act.finish(Err(deadline("first_token", length)), ctx);
+                }
+            });
+        }
+    }
+}
+
+/// Whether another target of an alias may do better after `error`.
+fn falls_back(error: &GatewayError) -> bool {
+    matches!(
+        error,
+        GatewayError::ProviderStatus { .. }
+            | GatewayError::ProviderFailed { .. }
+            | GatewayError::MissingApiKey { .. }
+            | GatewayError::Timeout {
+                which: "connect",
+                ..
+            }
+    )
+}
+
+fn is_stream_deadline(error: &GatewayError) -> bool {
+    matches!(
+        error,
+        GatewayError::Timeout {
+            which: "first_token" | "idle" | "connect",
+            ..
+        }
+    )
 }
 
 fn terminal_phase(error: &GatewayError) -> Phase {
@@ -241,46 +338,12 @@ fn terminal_phase(error: &GatewayError) -> Phase {
     }
 }
 
-/// Relays the provider's events to the client, recording FIRST_TOKEN and the
-/// end of the provider call; stops at the first failure on either side.
-async fn relay(
-    mut events: BoxStream<'static, Result<Bytes, GatewayError>>,
-    tx: mpsc::Sender<StreamItem>,
-    recorder: Recorder,
-) -> Result<(), GatewayError> {
-    let client_gone = |_| GatewayError::Cancelled(CancelReason::ClientGone);
-    let mut first = true;
-    while let Some(data) = events.next().await {
-        let data = data?;
-        if first && has_data(&data) {
-            first = false;
-            recorder.first_token();
-        }
-        tx.send(StreamItem::Data(data)).await.map_err(client_gone)?;
-    }
-    recorder.attempt_ended("stream complete");
-    tx.send(StreamItem::Done).await.map_err(client_gone)
-}
-
 impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.recorder.record(Phase::SessionAllocated, None);
-        let deadline = self.meta.received_at + self.timeout;
-        let timeout_ms = duration_ms(self.timeout);
-        ctx.run_later(
-            deadline.saturating_duration_since(Instant::now()),
-            move |act, ctx| {
-                act.finish(
-                    Err(GatewayError::Timeout {
-                        which: "total",
-                        timeout_ms,
-                    }),
-                    ctx,
-                );
-            },
-        );
+        self.arm_deadlines(ctx);
         if let Some(gone) = self.gone.take() {
             ctx.spawn(gone.into_actor(self).map(|(), act, ctx| {
                 act.finish(Err(GatewayError::Cancelled(CancelReason::ClientGone)), ctx);
@@ -297,7 +360,7 @@ impl Actor for Session {
             self.recorder
                 .record(Phase::Error, Some("session stopped unexpectedly".into()));
         }
-        self.on_end.do_send(SessionEnded(self.meta.id));
+        self.supervisor.do_send(SessionEnded(self.meta.id));
     }
 }
 

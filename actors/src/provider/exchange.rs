@@ -1,0 +1,249 @@
+//! One attempt at a provider call over HTTP, and reading its answer.
+//!
+//! Turns reqwest's outcomes into an [`Upstream`] answer or a [`Failure`]
+//! that says whether a retry may help; relays streams at SSE event
+//! boundaries (see [`super::sse`]); summarizes error answers without ever
+//! logging their text.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, StreamExt, stream};
+use reqwest::header::CONTENT_TYPE;
+
+use super::Upstream;
+use super::retry::{hinted_wait, retryable_status};
+use super::sse::EventSplitter;
+use crate::error::{GatewayError, truncate};
+
+/// How much of an error body is read to explain a failure.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The longest provider error message passed on to the caller.
+const MAX_ERROR_MESSAGE: usize = 500;
+
+/// A failed attempt, and whether another attempt may succeed.
+#[derive(Debug)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: GatewayError,
+    /// Whether a retry may succeed.
+    pub retry: bool,
+    /// How long the provider asked us to wait, if it said.
+    pub wait: Option<Duration>,
+    /// Whether it says something about the provider's health (a 4xx about
+    /// the request itself does not).
+    pub unhealthy: bool,
+}
+
+/// One attempt: sends the request and reads the answer (or the start of the
+/// stream).
+pub async fn exchange(
+    request: reqwest::RequestBuilder,
+    provider: &str,
+    stream: bool,
+    max: usize,
+) -> Result<Upstream, Failure> {
+    let failed = |reason: String, retry: bool| Failure {
+        error: GatewayError::ProviderFailed {
+            provider: provider.to_owned(),
+            reason,
+        },
+        retry,
+        wait: None,
+        unhealthy: true,
+    };
+    let response = request
+        .send()
+        .await
+        .map_err(|err| failed(describe(&err), true))?;
+    let status = response.status();
+    if !status.is_success() {
+        let wait = hinted_wait(response.headers());
+        let body = read_limited(response, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
+        let error = status_error(provider, status.as_u16(), &body);
+        let code = match &error {
+            GatewayError::ProviderStatus { code, .. } => code.as_deref(),
+            _ => None,
+        };
+        let retry = retryable_status(status.as_u16(), code);
+        let unhealthy = retry || matches!(status.as_u16(), 401 | 403) || status.is_server_error();
+        return Err(Failure {
+            error,
+            retry,
+            wait,
+            unhealthy,
+        });
+    }
+    if stream {
+        let is_sse = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !is_sse {
+            let reason = "asked for a stream, the provider answered without one".into();
+            return Err(failed(reason, false));
+        }
+        return Ok(Upstream::Stream(events(response, provider.to_owned())));
+    }
+    let body = read_limited(response, max)
+        .await
+        .map_err(|reason| failed(reason, false))?;
+    Ok(Upstream::Complete(body))
+}
+
+/// Reads a body of at most `max` bytes.
+pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Bytes, String> {
+    let length = response.content_length();
+    if length.is_some_and(|len| len > max as u64) {
+        return Err(format!("the answer is larger than {max} bytes"));
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| format!("reading the answer: {}", describe(&err)))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(format!("the answer is larger than {max} bytes"));
+        }
+        if body.is_empty() && length == Some(chunk.len() as u64) {
+            return Ok(chunk); // the whole body in one piece: no copy
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The answer's complete events, as the provider framed them, ending before
+/// `[DONE]` (or at the end of the body).
+fn events(
+    response: reqwest::Response,
+    provider: String,
+) -> futures_util::stream::BoxStream<'static, Result<Bytes, GatewayError>> {
+    let body = response.bytes_stream();
+    let state = Some((body, EventSplitter::default()));
+    stream::unfold(state, move |state| {
+        let provider = provider.clone();
+        async move {
+            let (mut body, mut splitter) = state?;
+            loop {
+                let chunk = match body.next().await {
+                    Some(Ok(chunk)) => chunk,
+                    None if !splitter.has_partial() => return None,
+                    None => return Some((Err(broke(provider, "it ended mid-event")), None)),
+                    Some(Err(err)) => return Some((Err(broke(provider, &describe(&err))), None)),
+                };
+                let split = splitter.push(chunk);
+                if split.done {
+                    finish_body(body);
+                    return (!split.events.is_empty()).then_some((Ok(split.events), None));
+                }
+                if !split.events.is_empty() {
+                    return Some((Ok(split.events), Some((body, splitter))));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// How long the end of a stream's body may take to arrive after `[DONE]`.
+const BODY_END_GRACE: Duration = Duration::from_secs(1);
+
+/// Reads what is left of a body after `[DONE]` (usually just the chunked
+/// encoding's last chunk) beside the session, so its connection goes back to
+/// the pool instead of being closed and reopened for the next stream.
+fn finish_body<S>(mut body: S)
+where
+    S: futures_util::Stream + Unpin + 'static,
+{
+    if matches!(body.next().now_or_never(), Some(None)) {
+        return;
+    }
+    actix_rt::spawn(async move {
+        let _ = tokio::time::timeout(BODY_END_GRACE, async {
+            while body.next().await.is_some() {}
+        })
+        .await;
+    });
+}
+
+fn broke(provider: String, why: &str) -> GatewayError {
+    GatewayError::ProviderFailed {
+        provider,
+        reason: format!("the stream broke: {why}"),
+    }
+}
+
+/// A transport error in our words (reqwest's text can include the URL, never a key).
+fn describe(err: &reqwest::Error) -> String {
+    if err.is_connect() {
+        "could not connect".into()
+    } else if err.is_timeout() {
+        "timed out".into()
+    } else if err.is_body() || err.is_decode() {
+        "the connection broke while reading the answer".into()
+    } else {
+        "the request failed (connection reset or protocol error)".into()
+    }
+}
+
+/// Summarizes an error answer: OpenAI's `{"error":{"message","type","code"}}`
+/// (Kimi, GLM and most compatible servers use it), else the start of the text.
+fn status_error(provider: &str, status: u16, body: &[u8]) -> GatewayError {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let error = parsed.as_ref().map(|v| v.get("error").unwrap_or(v));
+    let text_of = |key: &str| {
+        error.and_then(|e| e.get(key)).and_then(|v| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    };
+    let message =
+        text_of("message").unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+    let message = if message.is_empty() {
+        "no details".to_owned()
+    } else {
+        message
+    };
+    let code = text_of("code").or_else(|| text_of("type"));
+    GatewayError::ProviderStatus {
+        provider: provider.to_owned(),
+        status,
+        message: truncate(&message, MAX_ERROR_MESSAGE),
+        code: code.map(|c| truncate(&c, 64)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_errors_are_summarized() {
+        let kimi = br#"{"error":{"message":"rate limited","type":"rate_limit_reached_error"}}"#;
+        match status_error("kimi", 429, kimi) {
+            GatewayError::ProviderStatus {
+                status,
+                message,
+                code,
+                ..
+            } => {
+                assert_eq!((status, message.as_str()), (429, "rate limited"));
+                assert_eq!(code.as_deref(), Some("rate_limit_reached_error"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let glm = br#"{"error":{"code":"1302","message":"busy"}}"#;
+        assert!(matches!(status_error("glm", 429, glm),
+            GatewayError::ProviderStatus { code: Some(c), .. } if c == "1302"));
+        let html = b"<html>bad gateway</html>";
+        assert!(matches!(status_error("x", 502, html),
+            GatewayError::ProviderStatus { message, code: None, .. } if message.contains("bad gateway")));
+    }
+}
