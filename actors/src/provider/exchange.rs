@@ -43,6 +43,7 @@ pub async fn exchange(
     provider: &str,
     stream: bool,
     max: usize,
+    connect_timeout: Duration,
 ) -> Result<Upstream, Failure> {
     let failed = |reason: String, retry: bool| Failure {
         error: GatewayError::ProviderFailed {
@@ -53,10 +54,22 @@ pub async fn exchange(
         wait: None,
         unhealthy: true,
     };
-    let response = request
-        .send()
-        .await
-        .map_err(|err| failed(describe(&err), true))?;
+    let response = request.send().await.map_err(|err| {
+        if err.is_connect() && err.is_timeout() {
+            let timeout_ms = u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX);
+            let error = GatewayError::Timeout {
+                which: "connect",
+                timeout_ms,
+            };
+            return Failure {
+                error,
+                retry: true,
+                wait: None,
+                unhealthy: true,
+            };
+        }
+        failed(describe(&err), true)
+    })?;
     let status = response.status();
     if !status.is_success() {
         let wait = hinted_wait(response.headers());

@@ -160,7 +160,8 @@ async fn attempts(
     loop {
         call.recorder.attempt_started();
         let sent = request().body(call.body.clone());
-        let failure = match exchange(sent, &provider, call.stream, max).await {
+        let answer = exchange(sent, &provider, call.stream, max, call.connect_timeout).await;
+        let failure = match answer {
             Ok(answer) => {
                 if matches!(answer, Upstream::Complete(_)) {
                     call.recorder.attempt_ended("HTTP 200");

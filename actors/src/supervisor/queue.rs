@@ -90,7 +90,11 @@ impl Supervisor {
             now,
             Pending::New(Box::new(new)),
         ) {
-            Admit::Now(Pending::New(new)) => self.start(id, *new, ctx),
+            Admit::Now(Pending::New(new)) => {
+                if !self.start(id, *new, ctx) {
+                    self.pump(ctx);
+                }
+            }
             Admit::Now(Pending::Reroute { .. }) => {}
             Admit::Queued => self.queued(id, deadline, ctx),
             Admit::Full(pending) => self.refuse_full(pending),
@@ -98,7 +102,14 @@ impl Supervisor {
     }
 
     /// Starts the session of an admitted request (its slots are taken).
-    pub(super) fn start(&mut self, id: SessionId, new: NewSession, ctx: &mut Context<Self>) {
+    /// Returns false when its client had already left (its slots are then
+    /// given back).
+    pub(super) fn start(
+        &mut self,
+        id: SessionId,
+        new: NewSession,
+        ctx: &mut Context<Self>,
+    ) -> bool {
         let NewSession {
             recorder,
             request,
@@ -114,7 +125,7 @@ impl Supervisor {
             // The client left while it waited: nothing to start.
             self.admission.release(&provider, true);
             end_unstarted(&recorder, GatewayError::Cancelled(CancelReason::ClientGone));
-            return;
+            return false;
         }
         let spec = SessionSpec {
             recorder: recorder.clone(),
@@ -135,6 +146,7 @@ impl Supervisor {
             slot: Some(provider),
         };
         self.live.insert(id, live);
+        true
     }
 
     /// A request began to wait: QUEUED, its deadline watched.
@@ -145,6 +157,14 @@ impl Supervisor {
                 .record(Phase::Queued, Some(format!("position {position}").into()));
         }
         self.expiries.push(Reverse((deadline, id)));
+        if self.expiries.len() > 2 * self.admission.queued() + 1024 {
+            // Deadlines of requests that left the queue early: drop them
+            // now rather than when they come up, so the heap stays bounded
+            // by the queue, not by the rate of arrivals.
+            let admission = &self.admission;
+            self.expiries
+                .retain(|Reverse((_, id))| admission.contains(*id));
+        }
         self.arm_expiry(ctx);
         if self.sweep.is_none() {
             self.sweep =
@@ -169,17 +189,23 @@ impl Supervisor {
 
     /// Hands freed slots to the best waiting requests.
     pub(super) fn pump(&mut self, ctx: &mut Context<Self>) {
-        let now = Instant::now();
-        for (id, pending) in self.admission.pump(now) {
-            match pending {
-                Pending::New(mut new) => {
-                    let waited = now.saturating_duration_since(new.since);
-                    new.recorder
-                        .record(Phase::Dequeued, Some(waited_detail(waited)));
-                    new.since = now;
-                    self.start(id, *new, ctx);
+        loop {
+            let now = Instant::now();
+            let mut given_back = false;
+            for (id, pending) in self.admission.pump(now) {
+                match pending {
+                    Pending::New(mut new) => {
+                        let waited = now.saturating_duration_since(new.since);
+                        new.recorder
+                            .record(Phase::Dequeued, Some(waited_detail(waited)));
+                        new.since = now;
+                        given_back |= !self.start(id, *new, ctx);
+                    }
+                    Pending::Reroute { tx, index } => self.resume(id, index, tx),
                 }
-                Pending::Reroute { tx, index } => self.resume(id, index, tx),
+            }
+            if !given_back {
+                break;
             }
         }
         if self.admission.queued() == 0 {
