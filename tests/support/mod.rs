@@ -123,3 +123,89 @@ pub async fn error_code(response: reqwest::Response) -> String {
     assert!(error.get("param").is_some(), "{body}");
     error["code"].as_str().expect("code").to_owned()
 }
+
+/// Sends a chat request with this JSON `body` and extra `headers`
+/// (status not checked).
+pub async fn chat_json(
+    daemon: &Daemon,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = daemon
+        .client()
+        .post(daemon.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("the daemon answers")
+}
+
+/// A chat request body for `model` whose user message is `marker`, so the
+/// fake provider's log tells requests apart.
+pub fn marked_body(model: &str, marker: &str) -> Value {
+    json!({
+        "model": model,
+        "messages": [{ "role": "user", "content": marker }],
+    })
+}
+
+/// The user message of a request the fake provider received.
+pub fn marker_of(seen: &switchboard_testkit::SeenRequest) -> String {
+    seen.body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `GET /healthz` as JSON.
+pub async fn healthz(daemon: &Daemon) -> Value {
+    let (status, health) = get_json(daemon, "/healthz").await;
+    assert_eq!(status, 200, "healthz: {health}");
+    health
+}
+
+/// Waits (up to 10 s) until `/healthz` reports `live` running and `queued`
+/// waiting sessions; returns the last answer either way.
+pub async fn wait_health(daemon: &Daemon, live: u64, queued: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = healthz(daemon).await;
+        let reached = health["live_sessions"] == live && health["queued_sessions"] == queued;
+        if reached || tokio::time::Instant::now() > deadline {
+            return health;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The resident set size of process `pid`, in kB (`VmRSS` of
+/// `/proc/<pid>/status`).
+pub fn vm_rss_kb(pid: u32) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading /proc/<pid>/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// Starts a chat request with this JSON `body` and extra `headers` on a
+/// task of its own; the handle yields the response (status not checked).
+pub fn spawn_chat(
+    daemon: &Daemon,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> tokio::task::JoinHandle<reqwest::Response> {
+    let mut request = daemon
+        .client()
+        .post(daemon.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    tokio::spawn(async move { request.send().await.expect("the daemon answers") })
+}
