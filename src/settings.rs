@@ -21,7 +21,9 @@ use switchboard_actors::settings::{
 /// The defaults, as documented in the repository's `settings.toml`.
 pub const DEFAULT_SETTINGS: &str = include_str!("../settings.toml");
 
-/// Everything the daemon is configured with.
+/// Everything the daemon is configured with. The actors' sections repeat
+/// [`ActorSettings`]'s fields rather than flattening it: serde cannot combine
+/// `flatten` with `deny_unknown_fields`, and unknown keys must be refused.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {

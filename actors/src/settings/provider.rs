@@ -243,6 +243,10 @@ impl ModelEntry {
     }
 }
 
+// The four deadline keys are spelled out in both `ProviderSettings` and
+// `ModelSettings` rather than shared through `#[serde(flatten)]`: serde does
+// not support `flatten` together with `deny_unknown_fields`, and a typo in a
+// key must stop the daemon with its name.
 impl ProviderSettings {
     /// The deadlines this provider sets.
     pub fn deadlines(&self) -> DeadlineSettings {
