@@ -60,7 +60,7 @@ impl Mock {
 
 /// The text of the last `user` message: a string `content`, or the `text`
 /// parts of an array `content`.
-pub fn last_user_text(body: &[u8]) -> Option<String> {
+fn last_user_text(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let message = value
         .get("messages")?

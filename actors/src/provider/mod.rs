@@ -35,7 +35,6 @@ use crate::lifecycle::Recorder;
 use crate::settings::{ProviderKind, ProviderSettings};
 
 pub use health::Health;
-pub use mock::last_user_text;
 
 /// Asks the provider for one chat completion.
 #[derive(Message)]

@@ -287,13 +287,6 @@ impl<P> Admission<P> {
     pub fn in_flight(&self, provider: &str) -> usize {
         self.lanes.get(provider).map_or(0, |lane| lane.in_flight)
     }
-
-    /// Whether `provider` has a free slot and nobody waiting for it.
-    pub fn has_room(&self, provider: &str) -> bool {
-        self.lanes
-            .get(provider)
-            .is_some_and(|lane| lane.waiting == 0 && lane.in_flight < lane.max)
-    }
 }
 
 /// The class a waiting request is served as: its own, raised one step per

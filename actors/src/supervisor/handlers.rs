@@ -223,7 +223,13 @@ impl Handler<CancelAll> for Supervisor {
         for live in self.live.values() {
             live.addr.do_send(Cancel(reason));
         }
-        let waiting: Vec<_> = self.admission.waiting().map(|(id, _)| id).collect();
+        // Sessions waiting for a fallback target are live, and cancelled above.
+        let waiting: Vec<_> = self
+            .admission
+            .waiting()
+            .filter(|(_, pending)| matches!(pending, Pending::New(_)))
+            .map(|(id, _)| id)
+            .collect();
         let cancelled = self.live.len() + waiting.len();
         for id in waiting {
             if let Some(pending) = self.admission.remove(id) {
