@@ -43,6 +43,10 @@ pub enum Behavior {
     /// `stall-<n>`: an SSE stream that sends n chunks 10 ms apart, then
     /// nothing ever again, without ending.
     Stall(usize),
+    /// `lateend-<ms>`: an SSE stream of 3 chunks 10 ms apart and `[DONE]`,
+    /// after which the body ends only ms later (the HTTP/1.1 chunked
+    /// terminator arrives in a later read, as from a slow real provider).
+    LateEnd(Duration),
     /// `cut-<n>`: an SSE stream that sends n chunks 10 ms apart, then 10 ms
     /// later aborts the response without `[DONE]` (the body errors, so hyper
     /// closes the connection mid-chunked-encoding on HTTP/1.1, or resets the
@@ -188,6 +192,7 @@ fn with_args(name: &str, args: &str) -> Option<Behavior> {
         "status" => parse_status(args).map(Behavior::Status),
         "stream" => parse_stream(args),
         "stall" => count(args).map(Behavior::Stall),
+        "lateend" => millis(args).map(Behavior::LateEnd),
         "cut" => count(args).map(Behavior::Cut),
         "slowheaders" => millis(args).map(Behavior::SlowHeaders),
         _ => failures::with_args(name, args),
@@ -247,6 +252,7 @@ impl fmt::Display for Behavior {
                 write!(f, "stream-{chunks}-{}", interval.as_millis())
             }
             Behavior::Stall(n) => write!(f, "stall-{n}"),
+            Behavior::LateEnd(d) => write!(f, "lateend-{}", d.as_millis()),
             Behavior::Cut(n) => write!(f, "cut-{n}"),
             Behavior::SlowHeaders(d) => write!(f, "slowheaders-{}", d.as_millis()),
             Behavior::Fail {

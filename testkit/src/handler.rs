@@ -163,6 +163,11 @@ async fn respond(
             meta,
             guard,
         ),
+        Behavior::LateEnd(after) => responses::sse(
+            script(3, DEFAULT_CHUNK_INTERVAL, StreamEnd::LateEnd(after)),
+            meta,
+            guard,
+        ),
         Behavior::Cut(n) => responses::sse(
             script(n, DEFAULT_CHUNK_INTERVAL, StreamEnd::Cut),
             meta,

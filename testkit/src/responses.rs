@@ -64,6 +64,8 @@ pub(crate) enum StreamEnd {
     Done,
     /// Nothing more, ever; the body never ends.
     Stall,
+    /// Like `Done`, but the body ends only this long after `[DONE]`.
+    LateEnd(Duration),
     /// The body errors, so hyper aborts the response mid-way.
     Cut,
 }
@@ -197,6 +199,7 @@ pub(crate) fn sse(script: SseScript, meta: ReplyMeta, guard: RequestGuard) -> Re
         meta,
         sent: 0,
         finished: false,
+        late_end: None,
         guard,
     };
     let body = StreamBody::new(stream::unfold(state, next_frame)).boxed_unsync();
@@ -217,6 +220,8 @@ struct SseState {
     sent: usize,
     /// Whether the ending has been produced (the next poll ends the body).
     finished: bool,
+    /// Set after `[DONE]` of a `LateEnd` stream: how long before the body ends.
+    late_end: Option<Duration>,
     /// Counts the request in flight / abandoned.
     guard: RequestGuard,
 }
@@ -227,6 +232,9 @@ type Step = Option<(Result<Frame<Bytes>, io::Error>, SseState)>;
 /// Produces the next frame of a streaming reply.
 async fn next_frame(mut st: SseState) -> Step {
     if st.finished {
+        if let Some(after) = st.late_end.take() {
+            tokio::time::sleep(after).await;
+        }
         return None;
     }
     if st.sent < st.script.chunks {
@@ -242,6 +250,13 @@ async fn next_frame(mut st: SseState) -> Step {
         StreamEnd::Done => {
             st.guard.complete();
             let frame = final_chunk(&st.meta);
+            Some((Ok(Frame::data(frame)), st))
+        }
+        StreamEnd::LateEnd(after) => {
+            st.guard.complete();
+            let frame = final_chunk(&st.meta);
+            st.script.end = StreamEnd::Stall;
+            st.late_end = Some(after);
             Some((Ok(Frame::data(frame)), st))
         }
         StreamEnd::Stall => {
