@@ -9,13 +9,14 @@
 //! with a message naming the key.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Deserializer};
 use switchboard_actors::settings::{
-    ActorSettings, ClientSettings, LifecycleSettings, ProviderSettings, SessionSettings,
-    ShutdownSettings,
+    ActorSettings, ClientSettings, HistorySettings, LifecycleSettings, MetricsSettings,
+    ProviderSettings, SessionSettings, ShutdownSettings,
 };
 
 /// The defaults, as documented in the repository's `settings.toml`.
@@ -48,6 +49,12 @@ pub struct Settings {
     /// Fallback chains: alias → `<provider>/<model>` targets.
     #[serde(default)]
     pub aliases: BTreeMap<String, Vec<String>>,
+    /// The history file.
+    #[serde(default)]
+    pub history: HistorySettings,
+    /// Counting sessions for `GET /metrics`.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 /// The socket and the HTTP server on it.
@@ -71,6 +78,9 @@ pub struct ServerSettings {
     /// everyone else gets 403. The socket's mode is the first gate, this the
     /// second.
     pub allowed_uids: Vec<u32>,
+    /// A loopback TCP address serving `GET /metrics` alone, for Prometheus
+    /// (which cannot scrape a Unix socket). Unset: none.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerSettings {
@@ -81,6 +91,7 @@ impl Default for ServerSettings {
             max_body_bytes: 4 * 1024 * 1024,
             workers: 1,
             allowed_uids: Vec::new(),
+            metrics_listen: None,
         }
     }
 }
@@ -164,6 +175,14 @@ impl Settings {
         if self.server.workers == 0 {
             bail!("invalid settings: server.workers must be at least 1");
         }
+        if let Some(addr) = self.server.metrics_listen
+            && !addr.ip().is_loopback()
+        {
+            bail!(
+                "invalid settings: server.metrics_listen = \"{addr}\" is not a loopback address; \
+                 the scrape shows who uses the daemon, so it is served on 127.0.0.1 or [::1] only"
+            );
+        }
         self.actors()
             .validate()
             .map_err(|message| anyhow::anyhow!("invalid settings: {message}"))
@@ -178,6 +197,8 @@ impl Settings {
             providers: self.providers.clone(),
             clients: self.clients.clone(),
             aliases: self.aliases.clone(),
+            history: self.history.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }

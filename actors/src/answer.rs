@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::GatewayError;
+use crate::usage::{Usage, UsageCarrier};
 
 /// Items buffered between a streaming session and its client. Small, so a
 /// slow client slows its upstream read (backpressure) instead of growing memory.
@@ -71,10 +72,14 @@ impl Future for ClientGone {
     }
 }
 
-/// Appends `,"session":{...}` to a provider's JSON object without re-encoding it.
+/// Appends `,"session":{...}` to a provider's JSON object without re-encoding
+/// it, and reads the answer's `usage` in the same pass that checks it is JSON.
 /// Fails when the body is not a JSON object.
-pub fn with_session_object(body: &[u8], session: &impl serde::Serialize) -> Result<Bytes, String> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+pub fn with_session_object(
+    body: &[u8],
+    session: &impl serde::Serialize,
+) -> Result<(Bytes, Option<Usage>), String> {
+    let carrier: UsageCarrier<'_> = serde_json::from_slice(body)
         .map_err(|err| format!("the answer is not valid JSON: {err}"))?;
     let trimmed = body.trim_ascii();
     let inner = trimmed
@@ -90,7 +95,7 @@ pub fn with_session_object(body: &[u8], session: &impl serde::Serialize) -> Resu
     out.extend_from_slice(b"\"session\":");
     serde_json::to_writer(&mut out, session).map_err(|err| err.to_string())?;
     out.push(b'}');
-    Ok(out.into())
+    Ok((out.into(), carrier.usage()))
 }
 
 #[cfg(test)]
@@ -100,12 +105,21 @@ mod tests {
     #[test]
     fn the_session_object_is_added_to_the_answer() {
         let session = serde_json::json!({"id": "s1"});
-        let out = with_session_object(b" {\"id\":\"x\",\"n\":[1]}\n", &session).unwrap();
+        let (out, usage) = with_session_object(b" {\"id\":\"x\",\"n\":[1]}\n", &session).unwrap();
+        assert_eq!(usage, None);
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["id"], "x");
         assert_eq!(value["session"]["id"], "s1");
-        let empty = with_session_object(b"{ }", &session).unwrap();
+        let (empty, _) = with_session_object(b"{ }", &session).unwrap();
         assert_eq!(&empty[..], b"{ \"session\":{\"id\":\"s1\"}}");
+    }
+
+    #[test]
+    fn the_answers_usage_is_read_on_the_way() {
+        let body =
+            br#"{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+        let (_, usage) = with_session_object(body, &serde_json::json!({})).unwrap();
+        assert_eq!(usage.and_then(|u| u.total_tokens), Some(5));
     }
 
     #[test]

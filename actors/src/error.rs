@@ -1,4 +1,5 @@
-//! Everything that can go wrong with a request, as the actors see it.
+//! Everything that can go wrong, as the actors see it: with a request
+//! ([`GatewayError`]) and with the history file ([`StoreError`]).
 //!
 //! The HTTP layer maps each variant to a status and OpenAI's error shape in one
 //! `match`; the actors never think in HTTP statuses. [`GatewayError::detail`]
@@ -29,6 +30,36 @@ impl fmt::Display for CancelReason {
     }
 }
 
+/// Which capacity limit refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overload {
+    /// `sessions.max_queued` requests were already waiting.
+    QueueFull {
+        /// The limit.
+        max_queued: usize,
+    },
+    /// It waited for capacity until its deadline passed.
+    WaitedPastDeadline {
+        /// How long it waited.
+        waited_ms: u64,
+    },
+}
+
+impl fmt::Display for Overload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Overload::QueueFull { max_queued } => write!(
+                f,
+                "{max_queued} requests are already waiting (sessions.max_queued)"
+            ),
+            Overload::WaitedPastDeadline { waited_ms } => write!(
+                f,
+                "the request waited {waited_ms} ms for capacity and its deadline passed"
+            ),
+        }
+    }
+}
+
 /// Why a request could not be answered.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -56,10 +87,10 @@ pub enum GatewayError {
         retry_after: Duration,
     },
     /// No capacity: the queue is full, or the request waited past its deadline.
-    #[error("the daemon is at capacity: {reason}; try again shortly")]
+    #[error("the daemon is at capacity: {why}; try again shortly")]
     Overloaded {
         /// Which limit was reached.
-        reason: String,
+        why: Overload,
         /// When a client may try again.
         retry_after: Duration,
     },
@@ -116,6 +147,9 @@ pub enum GatewayError {
     /// An admin request named a session that is not live (or not known).
     #[error("no session {0}")]
     SessionNotFound(String),
+    /// The history file cannot answer (disabled, or failing).
+    #[error("{0}")]
+    HistoryUnavailable(String),
     /// A fault in the daemon itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -154,6 +188,66 @@ impl GatewayError {
             GatewayError::Cancelled(CancelReason::Shutdown) => Some(Duration::from_secs(1)),
             _ => None,
         }
+    }
+}
+
+/// Why the history file could not be opened, written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file was written by a newer daemon whose schema this one does not know.
+    #[error(
+        "the history file has schema version {found}, newer than this daemon's {known}: \
+         it was written by a newer switchboard; upgrade this one, or point history.path at another file"
+    )]
+    NewerSchema {
+        /// The file's `user_version`.
+        found: u32,
+        /// The newest version this daemon knows.
+        known: u32,
+    },
+    /// Another daemon is using the file (it holds its lock).
+    #[error(
+        "another switchboard daemon is using the history file {path} (it holds {path}.lock); \
+         stop it, or give this one another history.path"
+    )]
+    InUse {
+        /// The history file.
+        path: String,
+    },
+    /// The file or its directory could not be made or opened.
+    #[error("history file {path}: {reason}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// SQLite refused (the file is locked by another process, full, corrupt...).
+    #[error("history file: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// History is turned off (`history.enabled = false`).
+    #[error("history is disabled (history.enabled = false)")]
+    Disabled,
+    /// The store's thread is not running.
+    #[error("the history store is not running")]
+    Stopped,
+}
+
+impl From<StoreError> for GatewayError {
+    fn from(error: StoreError) -> Self {
+        GatewayError::HistoryUnavailable(error.to_string())
+    }
+}
+
+impl StoreError {
+    /// Whether the file was only locked by someone else for now (a retry
+    /// later may succeed), as opposed to broken.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
     }
 }
 

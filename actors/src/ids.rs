@@ -95,6 +95,12 @@ impl RequestId {
         usable.then(|| Self(text.into()))
     }
 
+    /// An id read back from the history file, where only ids that were
+    /// usable (or made by the daemon) were ever written.
+    pub fn from_stored(text: &str) -> Self {
+        Self(text.into())
+    }
+
     /// The caller's id when usable, else a fresh one.
     pub fn from_client_or_generate(text: Option<&str>) -> Self {
         text.and_then(Self::from_client)

@@ -14,12 +14,16 @@ use crate::ids::{RequestId, SessionId};
 use crate::phase::{Phase, PhaseCell};
 
 /// The calling process, from the socket's peer credentials (SO_PEERCRED).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Peer {
     /// The caller's user id: what access and rate limits are keyed on.
     pub uid: u32,
     /// The caller's process id, so an operator can tell which program it is.
     pub pid: Option<i32>,
+    /// The caller's process name (`/proc/<pid>/comm`, read once when the
+    /// connection was accepted): usage is added up by it, and a pid alone
+    /// means nothing once the process has exited.
+    pub process: Option<Arc<str>>,
 }
 
 /// A request as it arrived, before anything is known about its route.
@@ -74,6 +78,15 @@ impl Priority {
             "normal" => Some(Priority::Normal),
             "low" => Some(Priority::Low),
             _ => None,
+        }
+    }
+
+    /// The name on the wire (`x-priority`) and in history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
         }
     }
 
@@ -143,7 +156,7 @@ impl SessionMeta {
             metadata: None,
             received_at: received.at,
             received_wall: received.wall,
-            peer: received.peer,
+            peer: received.peer.clone(),
             phase: PhaseCell::new(Phase::Received),
         }
     }

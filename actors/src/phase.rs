@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use crate::meta::SessionMeta;
+use crate::outcome::Ending;
 
 /// Where a session is in its life. The order of the variants is the order in
 /// which a successful session passes through them; the last five end a session.
@@ -63,6 +64,11 @@ impl Phase {
         Phase::Cancelled,
         Phase::Rejected,
     ];
+
+    /// The phase named `text` (its wire name), if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|phase| phase.as_str() == text)
+    }
 
     /// The name used on the wire and in logs.
     pub fn as_str(self) -> &'static str {
@@ -127,6 +133,58 @@ pub struct PhaseEvent {
     pub attempt: u32,
     /// A short, sanitized explanation: never an API key, never prompt text.
     pub detail: Option<Arc<str>>,
+    /// What the records need beyond the phase: how an attempt or the
+    /// session ended.
+    pub extra: Extra,
+}
+
+/// What some phase events carry besides their phase.
+#[derive(Clone, Debug, Default)]
+pub enum Extra {
+    /// Nothing: most events.
+    #[default]
+    None,
+    /// A PROVIDER_CALL_END: how the attempt went.
+    Attempt(AttemptResult),
+    /// A terminal event: how the session ended.
+    Ended(Box<Ending>),
+}
+
+/// How one provider attempt ended, for `switchboard_upstream_attempts_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AttemptResult {
+    /// An answer (or a whole stream) came.
+    Succeeded,
+    /// The provider failed it: an error status, a broken connection.
+    Failed,
+    /// The daemon gave it up: a deadline, a cancel, the client leaving.
+    Aborted,
+}
+
+impl AttemptResult {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Succeeded => "success",
+            AttemptResult::Failed => "failure",
+            AttemptResult::Aborted => "aborted",
+        }
+    }
+}
+
+/// One recorded event, as timelines and the history file keep it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventView {
+    /// What happened (its wire name: stored events are read back as text).
+    pub phase: &'static str,
+    /// When, by the wall clock.
+    pub wall: SystemTime,
+    /// When, since RECEIVED.
+    pub elapsed: Duration,
+    /// The provider attempt (0 outside provider calls).
+    pub attempt: u32,
+    /// Sanitized explanation.
+    pub detail: Option<Arc<str>>,
 }
 
 impl PhaseEvent {
@@ -138,6 +196,17 @@ impl PhaseEvent {
     /// Wall-clock time of the event.
     pub fn wall(&self) -> SystemTime {
         self.meta.received_wall + self.elapsed()
+    }
+
+    /// The event as timelines keep it.
+    pub fn view(&self) -> EventView {
+        EventView {
+            phase: self.phase.as_str(),
+            wall: self.wall(),
+            elapsed: self.elapsed(),
+            attempt: self.attempt,
+            detail: self.detail.clone(),
+        }
     }
 }
 

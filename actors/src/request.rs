@@ -125,6 +125,13 @@ impl ChatRequest {
         self.metadata.as_ref()
     }
 
+    /// The request's `messages` array as JSON (read again: only history's
+    /// `record_prompts` asks for it).
+    pub fn messages_json(&self) -> Option<&str> {
+        let probe: Probe<'_> = serde_json::from_slice(&self.body).ok()?;
+        probe.messages.map(RawValue::get)
+    }
+
     /// The caller's body, unchanged.
     pub fn body(&self) -> &Bytes {
         &self.body

@@ -57,6 +57,11 @@ pub struct DrainReport {
 /// stop within a turn of the event loop; this only bounds a pathological case.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
+/// How long the last history write may take before the daemon exits
+/// anyway: a healthy file takes milliseconds; this bounds a file that is
+/// locked by another process or on a stalled disk.
+const FLUSH_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs the drain protocol once.
 pub struct Shutdown {
     /// The drain deadline.
@@ -157,7 +162,13 @@ async fn drain(
             .unwrap_or(0);
         let _ = tokio::time::timeout(CANCEL_GRACE, supervisor.send(WaitIdle)).await;
     }
-    let _ = logger.send(Flush).await;
+    let flushed = tokio::time::timeout(FLUSH_GRACE, logger.send(Flush)).await;
+    if flushed.is_err() {
+        tracing::error!(
+            grace_ms = FLUSH_GRACE.as_millis() as u64,
+            "the history file could not be written before exit; the last sessions are not in it"
+        );
+    }
     DrainReport {
         reason,
         live_at_start,

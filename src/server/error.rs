@@ -31,6 +31,7 @@ pub fn wire(error: &GatewayError) -> WireError {
         E::BodyTooLarge { .. } => (413, "invalid_request_error", "request_too_large"),
         E::UnknownModel(_) => (404, "invalid_request_error", "model_not_found"),
         E::SessionNotFound(_) => (404, "invalid_request_error", "session_not_found"),
+        E::HistoryUnavailable(_) => (503, "server_error", "history_unavailable"),
         E::Draining { .. } => (503, "server_error", "draining"),
         E::Overloaded { .. } => (503, "server_error", "overloaded"),
         E::RateLimited { .. } => (429, "rate_limit_error", "rate_limit_exceeded"),
@@ -50,6 +51,13 @@ pub fn wire(error: &GatewayError) -> WireError {
         kind,
         code,
     }
+}
+
+/// The status and code `error` is answered with, for history and metrics
+/// (the actors are handed this, so the mapping stays in this one place).
+pub fn classify(error: &GatewayError) -> (u16, &'static str) {
+    let wire = wire(error);
+    (wire.status.as_u16(), wire.code)
 }
 
 /// The error body in OpenAI's shape.

@@ -21,6 +21,12 @@ pub struct PeerPolicy {
 #[derive(Clone, Copy, Debug)]
 pub struct Refused;
 
+/// Stored in a connection's extensions when it came in on the loopback
+/// metrics listener (`server.metrics_listen`): only `GET /metrics` is served
+/// there, to anyone who can reach the port.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricsOnly;
+
 impl PeerPolicy {
     /// Allows `own` and `others`.
     pub fn new(own: u32, others: &[u32]) -> Self {
@@ -33,25 +39,28 @@ impl PeerPolicy {
 
     /// Whether `peer` may use the daemon. A peer whose credentials could not
     /// be read may not.
-    pub fn allows(&self, peer: Option<Peer>) -> bool {
+    pub fn allows(&self, peer: Option<&Peer>) -> bool {
         peer.is_some_and(|peer| self.allowed.contains(&peer.uid))
     }
 
     /// Reads a new connection's peer credentials, keeps them for phase events
     /// and admin answers, and marks (and logs, once) a peer that is refused.
     pub fn on_connect(&self, connection: &dyn Any, extensions: &mut Extensions) {
+        if connection.is::<tokio::net::TcpStream>() {
+            extensions.insert(MetricsOnly);
+            return;
+        }
         let peer = connection
             .downcast_ref::<tokio::net::UnixStream>()
             .and_then(|stream| stream.peer_cred().ok())
             .map(|credentials| Peer {
                 uid: credentials.uid(),
                 pid: credentials.pid(),
+                process: credentials.pid().and_then(process_name),
             });
-        if let Some(peer) = peer {
-            extensions.insert(peer);
-        }
-        if !self.allows(peer) {
-            let (uid, pid) = (peer.map(|p| p.uid), peer.and_then(|p| p.pid));
+        if !self.allows(peer.as_ref()) {
+            let uid = peer.as_ref().map(|p| p.uid);
+            let pid = peer.as_ref().and_then(|p| p.pid);
             tracing::warn!(
                 ?uid,
                 ?pid,
@@ -59,7 +68,30 @@ impl PeerPolicy {
             );
             extensions.insert(Refused);
         }
+        if let Some(peer) = peer {
+            extensions.insert(peer);
+        }
     }
+}
+
+/// The longest process name kept; the kernel's `comm` is at most 15 bytes,
+/// this only guards against an unexpected `/proc`.
+const MAX_PROCESS_NAME: usize = 64;
+
+/// The process's name as the kernel keeps it (`/proc/<pid>/comm`), read once
+/// per connection so history can say which program spent what even after
+/// the process has exited. `None` when it cannot be read (the process is
+/// already gone, or `/proc` is not mounted).
+fn process_name(pid: i32) -> Option<std::sync::Arc<str>> {
+    let comm = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
+    let text = String::from_utf8_lossy(&comm);
+    let name: String = text
+        .trim_end_matches('\n')
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_PROCESS_NAME)
+        .collect();
+    (!name.is_empty()).then(|| name.into())
 }
 
 /// The error a refused peer gets.
@@ -77,11 +109,23 @@ mod tests {
     #[test]
     fn only_the_own_and_listed_uids_are_allowed() {
         let policy = PeerPolicy::new(1000, &[1001]);
-        let peer = |uid| Some(Peer { uid, pid: Some(1) });
-        assert!(policy.allows(peer(1000)));
-        assert!(policy.allows(peer(1001)));
-        assert!(!policy.allows(peer(0)));
-        assert!(!policy.allows(peer(65534)));
+        let peer = |uid| Peer {
+            uid,
+            pid: Some(1),
+            process: None,
+        };
+        assert!(policy.allows(Some(&peer(1000))));
+        assert!(policy.allows(Some(&peer(1001))));
+        assert!(!policy.allows(Some(&peer(0))));
+        assert!(!policy.allows(Some(&peer(65534))));
         assert!(!policy.allows(None), "an unidentified peer is refused");
+    }
+
+    #[test]
+    fn a_process_is_named_by_its_comm() {
+        let own = i32::try_from(std::process::id()).expect("pid fits");
+        let name = process_name(own).expect("our own /proc/<pid>/comm is readable");
+        assert!(!name.is_empty() && !name.contains('\n'), "{name:?}");
+        assert_eq!(process_name(i32::MAX), None);
     }
 }

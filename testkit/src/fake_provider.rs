@@ -25,6 +25,7 @@ use crate::behavior::Behavior;
 use crate::handler;
 use crate::lock;
 use crate::stats::{ConnectionGuard, Stats};
+use crate::usage::{UsageLedger, UsageShape, UsageTotals};
 
 /// One chat-completion request as the fake provider received it.
 #[derive(Debug, Clone)]
@@ -57,6 +58,10 @@ pub(crate) struct Shared {
     /// Requests so far per (exact model string, counted behavior), for the
     /// `…fail-<n>-…` behaviors.
     attempts: Mutex<HashMap<(String, Behavior), u32>>,
+    /// Usage shape for requests without the `x-fake-usage` header.
+    usage_shape: Mutex<UsageShape>,
+    /// Every usage object produced so far.
+    pub(crate) usage: Arc<UsageLedger>,
 }
 
 impl Shared {
@@ -69,12 +74,19 @@ impl Shared {
             recording: AtomicBool::new(true),
             next_seq: AtomicU64::new(1),
             attempts: Mutex::new(HashMap::new()),
+            usage_shape: Mutex::new(UsageShape::default()),
+            usage: Arc::new(UsageLedger::default()),
         }
     }
 
     /// The current default behavior.
     pub(crate) fn default_behavior(&self) -> Behavior {
         *lock(&self.default)
+    }
+
+    /// The current default usage shape.
+    pub(crate) fn default_usage_shape(&self) -> UsageShape {
+        *lock(&self.usage_shape)
     }
 
     /// Appends a request to the log, building it only if recording is on.
@@ -148,6 +160,27 @@ impl FakeProvider {
     /// Sets the behavior for requests whose model and headers name none.
     pub fn set_default(&self, behavior: Behavior) {
         *lock(&self.shared.default) = behavior;
+    }
+
+    /// Sets where usage goes for requests without the `x-fake-usage` header
+    /// ([`UsageShape::Glm`] at start), for tests whose requests come
+    /// through the daemon, which does not forward that header.
+    pub fn set_usage_shape(&self, shape: UsageShape) {
+        *lock(&self.shared.usage_shape) = shape;
+    }
+
+    /// Token usage reported so far, summed over every usage object produced
+    /// (non-streamed bodies, final stream chunks), to check the daemon's
+    /// accounting. A stream counts when its final chunk is produced, which
+    /// is a moment before the client reads it.
+    pub fn usage_reported(&self) -> UsageTotals {
+        self.shared.usage.total()
+    }
+
+    /// [`FakeProvider::usage_reported`] for requests whose body's `model` was
+    /// exactly `model` (as received: without the daemon's `provider/` prefix).
+    pub fn usage_reported_for(&self, model: &str) -> UsageTotals {
+        self.shared.usage.for_model(model)
     }
 
     /// Turns the request log on or off (on by default); counters keep

@@ -1,8 +1,8 @@
 //! Request routing and per-request behavior of the fake provider.
 //!
 //! Called by the fake provider's connection tasks (`fake_provider.rs`) once
-//! per HTTP request; picks a [`Behavior`] (header, then model, then default),
-//! records the request, settles the counted `…fail-<n>-…` behaviors, and
+//! per HTTP request; picks a [`Behavior`] (header, then model, then default)
+//! and a [`UsageShape`] (header, then default), records the request, settles the counted `…fail-<n>-…` behaviors, and
 //! builds the response with `responses.rs` (or, for `refuse`, has the
 //! connection dropped through the connection's closer).
 
@@ -21,6 +21,7 @@ use crate::behavior::Behavior;
 use crate::fake_provider::{SeenRequest, Shared};
 use crate::responses::{self, DEFAULT_CHUNK_INTERVAL, FakeBody, ReplyMeta, SseScript, StreamEnd};
 use crate::stats::RequestGuard;
+use crate::usage::{USAGE_HEADER, UsagePlan, UsageShape};
 
 /// The request header that overrides the behavior named by the model.
 pub const BEHAVIOR_HEADER: &str = "x-fake-behavior";
@@ -61,8 +62,10 @@ async fn chat(shared: Arc<Shared>, closer: &Notify, req: Request<Incoming>) -> R
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     shared.record(|| seen_request(&parts, &json, at));
     let model = json.get("model").and_then(Value::as_str).unwrap_or("");
-    let behavior = match choose(&shared, &parts, model) {
-        Ok(b) => b,
+    let chosen =
+        choose(&shared, &parts, model).and_then(|b| Ok((b, usage_shape(&shared, &parts)?)));
+    let (behavior, shape) = match chosen {
+        Ok(chosen) => chosen,
         Err(message) => {
             guard.complete();
             return responses::client_error(StatusCode::BAD_REQUEST, &message);
@@ -70,7 +73,8 @@ async fn chat(shared: Arc<Shared>, closer: &Notify, req: Request<Incoming>) -> R
     };
     let behavior = settle(&shared, behavior, model);
     let wants_stream = json.get("stream").and_then(Value::as_bool) == Some(true);
-    let meta = ReplyMeta::new(shared.next_seq(), model);
+    let usage = UsagePlan::new(shape, &json, Arc::clone(&shared.usage));
+    let meta = ReplyMeta::new(shared.next_seq(), model, usage);
     respond(behavior, wants_stream, meta, &json, guard, closer).await
 }
 
@@ -94,6 +98,19 @@ fn choose(shared: &Shared, parts: &Parts, model: &str) -> Result<Behavior, Strin
         return text.parse().map_err(|e| format!("fake provider: {e}"));
     }
     Ok(Behavior::from_model(model).unwrap_or_else(|| shared.default_behavior()))
+}
+
+/// Picks where usage goes: the [`USAGE_HEADER`] if present, else the
+/// provider's current default. An unknown value is an error, as for the
+/// behavior header.
+fn usage_shape(shared: &Shared, parts: &Parts) -> Result<UsageShape, String> {
+    let Some(value) = parts.headers.get(USAGE_HEADER) else {
+        return Ok(shared.default_usage_shape());
+    };
+    let text = value.to_str().unwrap_or_default();
+    UsageShape::from_keyword(text).ok_or_else(|| {
+        format!("fake provider: {USAGE_HEADER} must be glm, kimi, openai or none, not {text:?}")
+    })
 }
 
 /// What the provider remembers of a request for [`crate::FakeProvider::requests`].

@@ -135,6 +135,13 @@ impl DaemonBuilder {
         let socket_text = socket.to_str().expect("the socket path must be UTF-8");
         self.settings
             .set("server", "socket", &toml_string(socket_text));
+        if !self.settings.has("history", "path") {
+            // Each daemon keeps its history in its own temp dir, never in
+            // the developer's ~/.local/state.
+            let history = dir.path().join("history.db");
+            let history = history.to_str().expect("the temp dir path must be UTF-8");
+            self.settings.set("history", "path", &toml_string(history));
+        }
         let config = dir.path().join("settings.toml");
         std::fs::write(&config, self.settings.render())
             .expect("writing the daemon's settings.toml");

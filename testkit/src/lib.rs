@@ -4,11 +4,17 @@
 //! - [`FakeProvider`]: an OpenAI-compatible chat-completions server on
 //!   loopback that misbehaves on demand ([`Behavior`]), including failing a
 //!   few times before succeeding, the way OpenAI, Kimi and GLM fail, with
-//!   counters of requests, connections and abandoned responses;
+//!   counters of requests, connections and abandoned responses, and token
+//!   usage in each provider's shape ([`UsageShape`]) with totals of what it
+//!   reported ([`UsageTotals`]);
 //! - [`Daemon`] / [`DaemonBuilder`]: starts the real `switchboard` binary on a
 //!   temporary socket with a generated settings file;
 //! - [`client`]: raw Unix-socket HTTP helpers and an SSE reader, for tests
-//!   that must drop a connection at a precise moment or read events one by one.
+//!   that must drop a connection at a precise moment or read events one by one;
+//! - [`metrics`]: a strict Prometheus / OpenMetrics text parser ([`Scrape`])
+//!   to query the daemon's metrics by name and labels;
+//! - [`wait`]: [`eventually`] / [`eventually_debug`], polling until an
+//!   effect shows up, with a panic naming what never did.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -43,9 +49,12 @@ mod failures;
 mod fake_provider;
 mod handler;
 mod launch;
+pub mod metrics;
 mod responses;
 mod settings;
 mod stats;
+mod usage;
+pub mod wait;
 
 pub use behavior::{Behavior, ParseBehaviorError};
 pub use client::{SseReader, raw_post, raw_request, read_head};
@@ -54,6 +63,9 @@ pub use failures::{KimiError, RetryAfter};
 pub use fake_provider::{FakeProvider, SeenRequest};
 pub use handler::BEHAVIOR_HEADER;
 pub use launch::DaemonBuilder;
+pub use metrics::{Labels, Sample, Scrape};
+pub use usage::{USAGE_HEADER, UsageShape, UsageTotals};
+pub use wait::{eventually, eventually_debug};
 
 /// Locks a mutex, ignoring poisoning: a test that panicked while holding it
 /// must not turn every later observation into a second, misleading panic.

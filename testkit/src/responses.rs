@@ -3,7 +3,8 @@
 //! Used only by the request handler (`handler.rs`). Streaming bodies are an
 //! `unfold` stream wrapped in [`StreamBody`], so chunks really go out over
 //! time, and they carry the request's [`RequestGuard`] so a body dropped
-//! before its last chunk counts as abandoned.
+//! before its last chunk counts as abandoned. Where the `usage` object
+//! goes is decided by the reply's [`UsagePlan`] (`usage.rs`).
 
 use std::convert::Infallible;
 use std::io;
@@ -20,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::failures::{KimiError, RetryAfter};
 use crate::stats::RequestGuard;
+use crate::usage::{UsagePlan, UsageShape};
 
 /// The body type of every fake-provider response (full or streaming).
 pub(crate) type FakeBody = UnsyncBoxBody<Bytes, io::Error>;
@@ -30,7 +32,8 @@ pub(crate) const DEFAULT_CHUNK_INTERVAL: Duration = Duration::from_millis(10);
 /// The body of `broken`: starts like a completion, then stops mid-key.
 const BROKEN_BODY: &str = r#"{"id":"chatcmpl-x","object":"chat.completion","choi"#;
 
-/// Identity shared by every chunk of one reply.
+/// What every chunk of one reply shares: its identity and the usage it
+/// will report.
 pub(crate) struct ReplyMeta {
     /// `chatcmpl-…` id, unique per request within one fake provider.
     id: String,
@@ -40,11 +43,13 @@ pub(crate) struct ReplyMeta {
     model: String,
     /// `model`, already JSON-encoded (quoted and escaped) for chunk templates.
     model_json: String,
+    /// Where the reply's usage goes and what its prompt side is.
+    usage: UsagePlan,
 }
 
 impl ReplyMeta {
-    /// Builds the identity of reply number `seq` for `model`.
-    pub(crate) fn new(seq: u64, model: &str) -> ReplyMeta {
+    /// Builds reply number `seq` for `model`, to report usage as planned.
+    pub(crate) fn new(seq: u64, model: &str, usage: UsagePlan) -> ReplyMeta {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -53,7 +58,22 @@ impl ReplyMeta {
             created,
             model: model.to_owned(),
             model_json: Value::from(model).to_string(),
+            usage,
         }
+    }
+
+    /// Records the reply's usage and returns its JSON object (`None` for
+    /// [`UsageShape::None`]); called once, when the object is produced.
+    fn report_usage(&self, completion_tokens: usize) -> Option<Value> {
+        self.usage.report(&self.model, completion_tokens as u64)
+    }
+
+    /// The opening of every chunk, up to (not including) `choices`.
+    fn chunk_head(&self) -> String {
+        format!(
+            "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":{}",
+            self.id, self.created, self.model_json
+        )
     }
 }
 
@@ -93,12 +113,12 @@ pub(crate) fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Respo
     resp
 }
 
-/// A realistic successful `chat.completion` answering `request`.
+/// A realistic successful `chat.completion` answering `request`, with a
+/// top-level `usage` unless the reply's shape is [`UsageShape::None`].
 pub(crate) fn completion(meta: &ReplyMeta, request: &Value) -> Response<FakeBody> {
     let content = last_user_content(request).unwrap_or_else(|| "ok".to_owned());
-    let prompt_tokens = prompt_words(request) + 8;
     let completion_tokens = content.split_whitespace().count() + 1;
-    let body = json!({
+    let mut body = json!({
         "id": meta.id,
         "object": "chat.completion",
         "created": meta.created,
@@ -110,15 +130,11 @@ pub(crate) fn completion(meta: &ReplyMeta, request: &Value) -> Response<FakeBody
             "logprobs": null,
             "finish_reason": "stop"
         }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0}
-        },
         "service_tier": "default"
     });
+    if let Some(usage) = meta.report_usage(completion_tokens) {
+        body["usage"] = usage;
+    }
     json_response(StatusCode::OK, body.to_string())
 }
 
@@ -249,12 +265,12 @@ async fn next_frame(mut st: SseState) -> Step {
     match st.script.end {
         StreamEnd::Done => {
             st.guard.complete();
-            let frame = final_chunk(&st.meta);
+            let frame = final_chunk(&st.meta, st.sent);
             Some((Ok(Frame::data(frame)), st))
         }
         StreamEnd::LateEnd(after) => {
             st.guard.complete();
-            let frame = final_chunk(&st.meta);
+            let frame = final_chunk(&st.meta, st.sent);
             st.script.end = StreamEnd::Stall;
             st.late_end = Some(after);
             Some((Ok(Frame::data(frame)), st))
@@ -274,21 +290,42 @@ async fn next_frame(mut st: SseState) -> Step {
     }
 }
 
-/// The SSE event carrying content chunk number `i` (`"w<i> "`).
+/// The SSE event carrying content chunk number `i` (`"w<i> "`), with
+/// `"usage":null` in the OpenAI shape.
 fn content_chunk(meta: &ReplyMeta, i: usize) -> Bytes {
+    let usage = if meta.usage.shape() == UsageShape::OpenAi {
+        ",\"usage\":null"
+    } else {
+        ""
+    };
     Bytes::from(format!(
-        "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":{},\
-         \"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"w{i} \"}},\"finish_reason\":null}}]}}\n\n",
-        meta.id, meta.created, meta.model_json
+        "data: {},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"w{i} \"}},\"finish_reason\":null}}]{usage}}}\n\n",
+        meta.chunk_head()
     ))
 }
 
-/// The `finish_reason: "stop"` chunk followed by `data: [DONE]`.
-fn final_chunk(meta: &ReplyMeta) -> Bytes {
+/// The `finish_reason: "stop"` chunk, carrying the usage of `content_chunks`
+/// completion tokens where the reply's shape puts it (an extra `choices: []`
+/// chunk for OpenAI), followed by `data: [DONE]`.
+fn final_chunk(meta: &ReplyMeta, content_chunks: usize) -> Bytes {
+    let head = meta.chunk_head();
+    let (in_choice, top, extra) = match meta.report_usage(content_chunks) {
+        None => (String::new(), String::new(), String::new()),
+        Some(usage) => match meta.usage.shape() {
+            UsageShape::Kimi => (format!(",\"usage\":{usage}"), String::new(), String::new()),
+            UsageShape::OpenAi => (
+                String::new(),
+                ",\"usage\":null".to_owned(),
+                format!("data: {head},\"choices\":[],\"usage\":{usage}}}\n\n"),
+            ),
+            UsageShape::Glm | UsageShape::None => {
+                (String::new(), format!(",\"usage\":{usage}"), String::new())
+            }
+        },
+    };
     Bytes::from(format!(
-        "data: {{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":{},\
-         \"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: [DONE]\n\n",
-        meta.id, meta.created, meta.model_json
+        "data: {head},\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"{in_choice}}}]{top}}}\n\n\
+         {extra}data: [DONE]\n\n"
     ))
 }
 
@@ -310,16 +347,4 @@ fn last_user_content(request: &Value) -> Option<String> {
         ),
         _ => None,
     }
-}
-
-/// A rough prompt size: whitespace-separated words of all string contents.
-fn prompt_words(request: &Value) -> usize {
-    let Some(messages) = request.get("messages").and_then(Value::as_array) else {
-        return 0;
-    };
-    messages
-        .iter()
-        .filter_map(|m| m.get("content").and_then(Value::as_str))
-        .map(|c| c.split_whitespace().count())
-        .sum()
 }

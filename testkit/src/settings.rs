@@ -85,6 +85,13 @@ impl Settings {
         out
     }
 
+    /// Whether `key` is set in `table`.
+    pub(crate) fn has(&self, table: &str, key: &str) -> bool {
+        self.tables
+            .get(table)
+            .is_some_and(|entries| entries.iter().any(|e| e.key == key))
+    }
+
     /// Inserts or replaces the entry for `key` in `table`.
     fn upsert(&mut self, table: &str, key: String, text: String) {
         let entries = self.tables.entry(table.to_owned()).or_default();

@@ -13,6 +13,7 @@ use futures_util::{FutureExt, StreamExt, stream};
 use serde_json::{Value, json};
 
 use super::{Call, CallFuture, Upstream};
+use crate::phase::AttemptResult;
 use crate::settings::ProviderSettings;
 
 /// The mock provider's settings.
@@ -49,7 +50,8 @@ impl Mock {
                 if call.stream {
                     Ok(Upstream::Stream(words(text, call.model, interval)))
                 } else {
-                    call.recorder.attempt_ended("mock answered");
+                    call.recorder
+                        .attempt_ended(AttemptResult::Succeeded, "mock answered");
                     Ok(Upstream::Complete(completion(&name, &call.model, &text)))
                 }
             }

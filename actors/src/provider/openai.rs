@@ -20,6 +20,7 @@ use super::exchange::{Failure, exchange};
 use super::retry::backoff;
 use super::{Attempted, Call, CallFuture, Provider, Upstream};
 use crate::error::GatewayError;
+use crate::phase::AttemptResult;
 use crate::settings::{DEFAULT_CONNECT_TIMEOUT_MS, ProviderSettings};
 
 /// Idle pooled connections are closed after this; providers' own idle
@@ -164,7 +165,8 @@ async fn attempts(
         let failure = match answer {
             Ok(answer) => {
                 if matches!(answer, Upstream::Complete(_)) {
-                    call.recorder.attempt_ended("HTTP 200");
+                    call.recorder
+                        .attempt_ended(AttemptResult::Succeeded, "HTTP 200");
                 }
                 health.do_send(Attempted::Succeeded);
                 return Ok(answer);
@@ -172,7 +174,8 @@ async fn attempts(
             Err(failure) => failure,
         };
         let detail = failure.error.detail();
-        call.recorder.attempt_ended(detail.clone());
+        call.recorder
+            .attempt_ended(AttemptResult::Failed, detail.clone());
         if failure.unhealthy {
             health.do_send(Attempted::Failed(detail));
         }

@@ -25,7 +25,8 @@ use crate::error::{CancelReason, GatewayError};
 use crate::ids::{RequestId, SessionId};
 use crate::lifecycle::Recorder;
 use crate::meta::{SessionMeta, duration_ms};
-use crate::phase::Phase;
+use crate::outcome::Ending;
+use crate::phase::{AttemptResult, Phase};
 use crate::provider::{Call, Upstream};
 use crate::request::ChatRequest;
 use crate::supervisor::{Reroute, Supervisor, Target};
@@ -103,6 +104,9 @@ pub struct Session {
     first_token_by: Option<(Instant, Duration)>,
     /// Set once the session has finished, so it finishes once.
     finished: bool,
+    /// Set once the client has been sent an answer (a body, or a stream's
+    /// head): the status it saw is 200 from then on.
+    answered: bool,
     /// The supervisor.
     supervisor: Addr<Supervisor>,
 }
@@ -123,6 +127,7 @@ impl Session {
             call: None,
             first_token_by: None,
             finished: false,
+            answered: false,
             supervisor: spec.supervisor,
         }
     }
@@ -157,8 +162,12 @@ impl Session {
             Err(error) => self.finish(Err(error), ctx),
             Ok(Upstream::Complete(body)) => {
                 match with_session_object(&body, &self.session_object()) {
-                    Ok(body) => {
-                        let delivered = self.send_reply(Ok(Answer::Complete(body)));
+                    Ok((answer, usage)) => {
+                        if let Some(usage) = usage {
+                            self.recorder.add_usage(usage);
+                        }
+                        self.recorder.transcribe(&body, false);
+                        let delivered = self.send_reply(Ok(Answer::Complete(answer)));
                         self.finish(delivered, ctx);
                     }
                     Err(reason) => self.finish(Err(self.invalid(reason)), ctx),
@@ -214,7 +223,9 @@ impl Session {
             .ok_or(GatewayError::Internal("answered twice".into()))?;
         reply
             .send(answer)
-            .map_err(|_| GatewayError::Cancelled(CancelReason::ClientGone))
+            .map_err(|_| GatewayError::Cancelled(CancelReason::ClientGone))?;
+        self.answered = true;
+        Ok(())
     }
 
     fn invalid(&self, reason: String) -> GatewayError {
@@ -245,33 +256,41 @@ impl Session {
         if let Some(call) = self.call.take() {
             ctx.cancel_future(call);
         }
-        let (phase, detail) = match &result {
-            Ok(()) => (Phase::Completed, None),
-            Err(error) => {
-                self.recorder
-                    .attempt_ended(format!("aborted: {}", error.detail()));
-                self.deliver_error(error.clone());
-                (terminal_phase(error), Some(Arc::from(error.detail())))
-            }
-        };
+        // A client that was sent a 200 head (an answer, or a stream that
+        // began) saw that status, whatever comes after.
+        let mut answered = self.answered;
+        if let Err(error) = &result {
+            self.recorder.attempt_ended(
+                AttemptResult::Aborted,
+                format!("aborted: {}", error.detail()),
+            );
+            answered |= self.deliver_error(error.clone());
+        }
         self.recorder.record(Phase::SessionReleased, None);
-        self.recorder.record(phase, detail);
+        let ending = Ending {
+            error: result.err(),
+            answered,
+            ..Ending::default()
+        };
+        self.recorder.end(true, ending);
         ctx.stop();
     }
 
     /// Tells the client how the session failed: an error answer, or an
     /// error event on a stream (a stream deadline gets an event even before
     /// the stream began, so the client's SSE reader sees which one passed).
-    fn deliver_error(&mut self, error: GatewayError) {
+    /// Returns whether that made a 200 stream of it.
+    fn deliver_error(&mut self, error: GatewayError) -> bool {
         if let Some(reply) = self.reply.take() {
-            let answer = if self.meta.stream && is_stream_deadline(&error) {
+            let as_stream = self.meta.stream && is_stream_deadline(&error);
+            let answer = if as_stream {
                 let (tx, rx) = mpsc::channel(1);
                 let _ = tx.try_send(StreamItem::Failed(error));
                 Ok(Answer::Stream(rx))
             } else {
                 Err(error)
             };
-            let _ = reply.send(answer);
+            return reply.send(answer).is_ok() && as_stream;
         } else if let Some(tx) = self.stream_tx.take()
             && let Err(mpsc::error::TrySendError::Full(item)) =
                 tx.try_send(StreamItem::Failed(error))
@@ -280,6 +299,7 @@ impl Session {
                 let _ = tokio::time::timeout(FINAL_ITEM_GRACE, tx.send(item)).await;
             });
         }
+        false
     }
 
     fn arm_deadlines(&mut self, ctx: &mut Context<Self>) {
@@ -330,14 +350,6 @@ fn is_stream_deadline(error: &GatewayError) -> bool {
     )
 }
 
-fn terminal_phase(error: &GatewayError) -> Phase {
-    match error {
-        GatewayError::Timeout { .. } => Phase::Timeout,
-        GatewayError::Cancelled(_) => Phase::Cancelled,
-        _ => Phase::Error,
-    }
-}
-
 impl Actor for Session {
     type Context = Context<Self>;
 
@@ -355,10 +367,11 @@ impl Actor for Session {
     fn stopped(&mut self, _: &mut Self::Context) {
         if !self.finished {
             // Stopped from outside (the system is going down): still record an end.
-            self.recorder.attempt_ended("aborted: session stopped");
-            self.recorder.record(Phase::SessionReleased, None);
             self.recorder
-                .record(Phase::Error, Some("session stopped unexpectedly".into()));
+                .attempt_ended(AttemptResult::Aborted, "aborted: session stopped");
+            self.recorder.record(Phase::SessionReleased, None);
+            let error = GatewayError::Internal("session stopped unexpectedly".into());
+            self.recorder.end_with(true, error);
         }
         self.supervisor.do_send(SessionEnded(self.meta.id));
     }

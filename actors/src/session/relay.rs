@@ -11,6 +11,7 @@ use crate::answer::StreamItem;
 use crate::error::{CancelReason, GatewayError};
 use crate::lifecycle::Recorder;
 use crate::meta::duration_ms;
+use crate::phase::AttemptResult;
 use crate::provider::sse::has_data;
 
 /// How long a stream may be silent, by when.
@@ -51,9 +52,13 @@ pub async fn relay(
             first = false;
             recorder.first_token();
         }
+        if let Some(usage) = crate::usage::in_events(&data) {
+            recorder.add_usage(usage);
+        }
+        recorder.transcribe(&data, true);
         tx.send(StreamItem::Data(data)).await.map_err(client_gone)?;
     }
-    recorder.attempt_ended("stream complete");
+    recorder.attempt_ended(AttemptResult::Succeeded, "stream complete");
     tx.send(StreamItem::Done).await.map_err(client_gone)
 }
 

@@ -5,8 +5,9 @@
 //! here, with the reason, so the file and the code cannot disagree.
 
 mod provider;
+mod records;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -15,6 +16,7 @@ pub use provider::{
     DEFAULT_CONNECT_TIMEOUT_MS, DeadlineSettings, Deadlines, ModelEntry, ModelSettings,
     ProviderKind, ProviderSettings,
 };
+pub use records::{HistorySettings, MetricsSettings};
 
 /// Settings for the actor system as a whole.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -38,6 +40,12 @@ pub struct ActorSettings {
     /// Names that stand for a fallback chain of `<provider>/<model>` targets.
     #[serde(default)]
     pub aliases: BTreeMap<String, Vec<String>>,
+    /// The history file.
+    #[serde(default)]
+    pub history: HistorySettings,
+    /// Counting sessions for `GET /metrics`.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 /// Per-session deadlines and the bound on live sessions.
@@ -138,6 +146,40 @@ impl ShutdownSettings {
     }
 }
 
+/// Prices of a million tokens per `<provider>/<model>`, for usage costs.
+#[derive(Clone, Debug, Default)]
+pub struct Prices(HashMap<String, HashMap<String, PricePair>>);
+
+/// The input and output price of a million tokens.
+type PricePair = (Option<f64>, Option<f64>);
+
+impl Prices {
+    /// The prices configured in `settings` (models with neither are left out).
+    pub fn of(settings: &ActorSettings) -> Self {
+        let mut prices: HashMap<String, HashMap<String, _>> = HashMap::new();
+        for (provider, config) in &settings.providers {
+            for model in config.models.iter().map(ModelEntry::settings) {
+                let pair = (model.input_price_per_mtok, model.output_price_per_mtok);
+                if pair != (None, None) {
+                    prices
+                        .entry(provider.clone())
+                        .or_default()
+                        .insert(model.name, pair);
+                }
+            }
+        }
+        Self(prices)
+    }
+
+    /// What `prompt` and `completion` tokens of `provider`/`model` cost;
+    /// `None` when the model has no price.
+    pub fn cost(&self, provider: &str, model: &str, prompt: f64, completion: f64) -> Option<f64> {
+        let (input, output) = self.0.get(provider)?.get(model)?;
+        let per_token = |price: &Option<f64>| price.unwrap_or(0.0) / 1e6;
+        Some(prompt * per_token(input) + completion * per_token(output))
+    }
+}
+
 impl ActorSettings {
     /// Checks what serde cannot; the error names the offending key.
     pub fn validate(&self) -> Result<(), String> {
@@ -157,6 +199,7 @@ impl ActorSettings {
             provider.validate(name)?;
         }
         self.validate_clients()?;
+        self.history.validate()?;
         self.validate_aliases()
     }
 

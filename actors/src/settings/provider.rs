@@ -213,6 +213,13 @@ pub struct ModelSettings {
     /// Streams: the longest silence between two chunks.
     #[serde(default)]
     pub idle_timeout_ms: Option<u64>,
+    /// Price of a million prompt tokens, in the operator's currency, for
+    /// `GET /admin/usage`'s `cost`.
+    #[serde(default)]
+    pub input_price_per_mtok: Option<f64>,
+    /// Price of a million completion tokens.
+    #[serde(default)]
+    pub output_price_per_mtok: Option<f64>,
 }
 
 impl ModelSettings {
@@ -237,6 +244,8 @@ impl ModelEntry {
                 connect_timeout_ms: None,
                 first_token_timeout_ms: None,
                 idle_timeout_ms: None,
+                input_price_per_mtok: None,
+                output_price_per_mtok: None,
             },
             ModelEntry::Table(settings) => settings.clone(),
         }
@@ -311,9 +320,16 @@ impl ProviderSettings {
             if model.name.is_empty() {
                 return Err(format!("{key}.models: a model name may not be empty"));
             }
-            model
-                .deadlines()
-                .validate(&format!("{key}.models.{}", model.name))?;
+            let model_key = format!("{key}.models.{}", model.name);
+            model.deadlines().validate(&model_key)?;
+            for (price, value) in [
+                ("input_price_per_mtok", model.input_price_per_mtok),
+                ("output_price_per_mtok", model.output_price_per_mtok),
+            ] {
+                if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                    return Err(format!("{model_key}.{price} must be a number of 0 or more"));
+                }
+            }
         }
         Ok(())
     }

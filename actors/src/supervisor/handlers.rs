@@ -123,7 +123,7 @@ impl Handler<GetSession> for Supervisor {
 
     fn handle(&mut self, GetSession(id): GetSession, _: &mut Self::Context) -> Self::Result {
         let live = self.live.contains_key(&id) || self.admission.contains(id);
-        let timeline = self.logger.send(Timeline(id));
+        let timeline = self.timelines.send(Timeline(id));
         Box::pin(async move { timeline.await.ok().flatten().map(|view| (view, live)) })
     }
 }

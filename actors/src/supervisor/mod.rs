@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use crate::answer::{ClientGone, ReplyTx};
 use crate::error::{CancelReason, GatewayError};
 use crate::ids::{SessionId, SessionMap};
-use crate::lifecycle::{LifecycleLogger, Recorder, TimelineView};
+use crate::lifecycle::{LifecycleLogger, Record, Recorder, Timeline, TimelineView};
 use crate::meta::{Received, Route, SessionMeta};
 use crate::phase::Phase;
 use crate::provider::{Health, Provider, ProviderHealth};
@@ -224,7 +224,11 @@ pub struct Supervisor {
     /// One limiter per calling uid (bounded: only allowed uids get here).
     client_limiters: HashMap<u32, DefaultDirectRateLimiter>,
     /// Where phases are recorded.
-    logger: Addr<LifecycleLogger>,
+    records: Recipient<Record>,
+    /// Where timelines are kept, for admin answers.
+    timelines: Recipient<Timeline>,
+    /// `history.max_record_bytes`, when prompts and answers are recorded.
+    transcribe: Option<usize>,
     /// Running sessions.
     live: SessionMap<Live>,
     /// Set by the drain: nothing new is admitted.
@@ -241,6 +245,9 @@ impl Supervisor {
         providers: HashMap<String, (Addr<Provider>, Arc<Health>)>,
         logger: Addr<LifecycleLogger>,
     ) -> Self {
+        let history = &settings.history;
+        let transcribe =
+            (history.enabled && history.record_prompts).then_some(history.max_record_bytes);
         let lanes: Vec<(Arc<str>, usize)> = settings
             .providers
             .iter()
@@ -263,7 +270,9 @@ impl Supervisor {
             expiry_timer: None,
             sweep: None,
             client_limiters: HashMap::new(),
-            logger,
+            records: logger.clone().recipient(),
+            timelines: logger.recipient(),
+            transcribe,
             live: SessionMap::default(),
             draining: false,
             idle_waiters: Vec::new(),
@@ -272,7 +281,7 @@ impl Supervisor {
 
     /// Takes one request from the caller's rate limit.
     fn take_client_rate(&mut self, received: &Received) -> Result<(), GatewayError> {
-        let Some(uid) = received.peer.map(|peer| peer.uid) else {
+        let Some(uid) = received.peer.as_ref().map(|peer| peer.uid) else {
             return Ok(());
         };
         let Some(limit) = self.clients.limit_for(uid).and_then(NonZeroU32::new) else {
@@ -331,9 +340,9 @@ impl Supervisor {
             model: requested.as_str().into(),
         };
         let meta = SessionMeta::new(received, requested.into(), route, false);
-        let recorder = Recorder::new(Arc::new(meta), self.logger.clone());
+        let recorder = Recorder::new(Arc::new(meta), self.records.clone());
         recorder.record_at(Phase::Received, received.at, None);
-        recorder.record(Phase::Rejected, Some(error.detail().into()));
+        recorder.end_with(false, error.clone());
     }
 
     fn notify_if_idle(&mut self) {

@@ -10,12 +10,13 @@ use actix::prelude::*;
 
 use super::admission::Admit;
 use super::{DEPARTURE_SWEEP, Live, NewSession, Pending, RETRY_AFTER, Submit, Supervisor};
-use crate::error::{CancelReason, GatewayError};
+use crate::error::{CancelReason, GatewayError, Overload};
 use crate::ids::SessionId;
 use crate::lifecycle::Recorder;
 use crate::meta::{SessionMeta, duration_ms};
 use crate::phase::Phase;
 use crate::session::{Session, SessionSpec};
+use crate::transcript::Transcript;
 
 impl Supervisor {
     /// Admits `submit`: runs it now, queues it, or refuses it.
@@ -65,7 +66,11 @@ impl Supervisor {
             request.stream(),
         )
         .with_metadata(request.metadata().cloned());
-        let recorder = Recorder::new(Arc::new(meta), self.logger.clone());
+        let recorder = Recorder::new(Arc::new(meta), self.records.clone());
+        let recorder = match self.transcribe {
+            Some(max) => recorder.transcribing(Transcript::new(&request, max)),
+            None => recorder,
+        };
         recorder.record_at(Phase::Received, received.at, None);
         let provider = target.route.provider.clone();
         let deadline = received.at + target.deadlines.total;
@@ -176,14 +181,12 @@ impl Supervisor {
     fn refuse_full(&mut self, pending: Pending) {
         let Pending::New(new) = pending else { return };
         let error = GatewayError::Overloaded {
-            reason: format!(
-                "{} requests are already waiting (sessions.max_queued)",
-                self.settings.max_queued
-            ),
+            why: Overload::QueueFull {
+                max_queued: self.settings.max_queued,
+            },
             retry_after: RETRY_AFTER,
         };
-        new.recorder
-            .record(Phase::Rejected, Some(error.detail().into()));
+        new.recorder.end_with(false, error.clone());
         let _ = new.reply.send(Err(error));
     }
 
@@ -250,14 +253,12 @@ impl Supervisor {
             if let Some(Pending::New(new)) = self.admission.remove(id) {
                 let waited = now.saturating_duration_since(new.since);
                 let error = GatewayError::Overloaded {
-                    reason: format!(
-                        "the request waited {} ms for capacity and its deadline passed",
-                        duration_ms(waited)
-                    ),
+                    why: Overload::WaitedPastDeadline {
+                        waited_ms: duration_ms(waited),
+                    },
                     retry_after: RETRY_AFTER,
                 };
-                new.recorder
-                    .record(Phase::Rejected, Some(error.detail().into()));
+                new.recorder.end_with(false, error.clone());
                 let _ = new.reply.send(Err(error));
             }
         }
@@ -334,11 +335,7 @@ impl Supervisor {
 
 /// Records the end of a request that never got a session.
 pub(super) fn end_unstarted(recorder: &crate::lifecycle::Recorder, error: GatewayError) {
-    let phase = match error {
-        GatewayError::Cancelled(_) => Phase::Cancelled,
-        _ => Phase::Rejected,
-    };
-    recorder.record(phase, Some(error.detail().into()));
+    recorder.end_with(false, error);
 }
 
 fn waited_detail(waited: Duration) -> Arc<str> {

@@ -2,17 +2,16 @@
 //! sessions, and begin a drain. Answers carry ids, routes, phases and timings
 //! — never prompts or keys (the actors never record them).
 
-use std::time::SystemTime;
-
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 use switchboard_actors::GatewayError;
 use switchboard_actors::ids::SessionId;
-use switchboard_actors::lifecycle::TimelineView;
 use switchboard_actors::meta::{SessionMeta, duration_ms};
 use switchboard_actors::shutdown::{Drain, DrainReason};
+use switchboard_actors::store::Stored;
 use switchboard_actors::supervisor::{CancelSession, GetSession, ListProviders, ListSessions};
 
+use super::records::{self, rfc3339};
 use crate::server::AppState;
 use crate::server::error;
 
@@ -34,14 +33,31 @@ pub async fn list(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `GET /admin/sessions/{id}`: one session with its phases.
+/// `GET /admin/sessions/{id}`: one session with its phases, from memory
+/// while it is live or recent, else from the history file.
 pub async fn show(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     let Some(id) = SessionId::parse(&path) else {
         return not_found(&path);
     };
     match state.actors.supervisor.send(GetSession(id)).await {
-        Ok(Some((timeline, live))) => HttpResponse::Ok().json(detail(&timeline, live)),
-        Ok(None) => not_found(&path),
+        Ok(Some((timeline, live))) => {
+            let age = live.then(|| timeline.meta.age_ms());
+            HttpResponse::Ok().json(records::detail(&timeline.record(), live, age))
+        }
+        Ok(None) => stored(id, &path, &state).await,
+        Err(_) => unavailable(),
+    }
+}
+
+/// A session that has left memory, from the history file.
+async fn stored(id: SessionId, path: &str, state: &AppState) -> HttpResponse {
+    let Some(store) = &state.actors.history else {
+        return not_found(path);
+    };
+    match store.send(Stored(id)).await {
+        Ok(Ok(Some(session))) => HttpResponse::Ok().json(records::detail(&session, false, None)),
+        Ok(Ok(None)) => not_found(path),
+        Ok(Err(store_error)) => error::response(&store_error.into(), None),
         Err(_) => unavailable(),
     }
 }
@@ -124,37 +140,6 @@ fn summary(meta: &SessionMeta) -> Value {
         "client": meta.peer,
         "metadata": metadata,
     })
-}
-
-fn detail(timeline: &TimelineView, live: bool) -> Value {
-    let mut value = summary(&timeline.meta);
-    let phases: Vec<Value> = timeline
-        .events
-        .iter()
-        .map(|event| {
-            json!({
-                "phase": event.phase,
-                "at": rfc3339(event.wall),
-                "elapsed_ms": (event.elapsed.as_secs_f64() * 1e6).round() / 1e3,
-                "attempt": event.attempt,
-                "detail": event.detail.as_deref(),
-            })
-        })
-        .collect();
-    value["live"] = json!(live);
-    value["received_at"] = json!(rfc3339(timeline.meta.received_wall));
-    if !live {
-        // A finished session's age is its duration, not time since.
-        let last = timeline.events.last().map(|e| duration_ms(e.elapsed));
-        value["age_ms"] = json!(last);
-    }
-    value["phases"] = json!(phases);
-    value["dropped_events"] = json!(timeline.dropped_events);
-    value
-}
-
-fn rfc3339(at: SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
 }
 
 fn not_found(id: &str) -> HttpResponse {

@@ -49,7 +49,7 @@ async fn answer(req: HttpRequest, payload: web::Payload, state: &AppState) -> Ht
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     let request_id = RequestId::from_client_or_generate(header("x-request-id"));
     let priority = header("x-priority").map(|text| Priority::parse(text).ok_or(text));
-    let peer = req.conn_data::<Peer>().copied();
+    let peer = req.conn_data::<Peer>().cloned();
     let class = priority.and_then(Result::ok).unwrap_or_default();
     let received = Received::now(request_id, peer, class);
     let ids = Ids::of(&received);

@@ -3,8 +3,13 @@
 
 mod admin;
 mod chat;
+mod events;
 mod health;
+mod history;
+mod metrics;
 pub mod models;
+mod query;
+mod records;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -38,6 +43,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/admin/providers")
             .get(admin::providers)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::resource("/admin/history")
+            .get(history::history)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::resource("/admin/usage")
+            .get(history::usage)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::resource("/admin/events")
+            .get(events::events)
+            .to(method_not_allowed),
+    )
+    .service(
+        web::resource("/metrics")
+            .get(metrics::scrape)
             .to(method_not_allowed),
     )
     .service(

@@ -1,0 +1,121 @@
+//! Opening the history file: its directory (0700) and the file (0600) made
+//! private before SQLite writes a byte, one daemon per file (a lock beside
+//! it), the schema migrated, and sessions a crash left open marked
+//! INTERRUPTED.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::schema::{MIGRATIONS, migrate};
+use super::write::recover;
+use crate::error::StoreError;
+
+/// How long a statement waits for a lock another connection holds before
+/// it gives up: long enough to ride out a checkpoint or a `sqlite3` user's
+/// short transaction, short enough that the writer hands a stalled batch
+/// back to the logger and tries again later rather than sitting on it.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The file, ready: migrated, recovered, and locked for this daemon.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The history file.
+    pub path: PathBuf,
+    /// Held for the daemon's life: ownership of the file.
+    _lock: File,
+    /// Sessions found open (a crash) and marked INTERRUPTED.
+    pub interrupted: usize,
+}
+
+/// Makes the file ready for this daemon, or says why it cannot be used.
+pub fn prepare(path: &Path) -> Result<Prepared, StoreError> {
+    let io = |reason: std::io::Error, at: &Path| StoreError::Io {
+        path: at.display().to_string(),
+        reason: reason.to_string(),
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io(e, dir))?;
+    }
+    let lock = claim(path)?;
+    // Create the file owner-only before SQLite opens it; SQLite gives its
+    // -wal and -shm files the same mode.
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io(e, path))?;
+    let mut conn = connect(path, false)?;
+    migrate(&mut conn, MIGRATIONS)?;
+    let interrupted = recover(&conn)?;
+    Ok(Prepared {
+        path: path.to_owned(),
+        _lock: lock,
+        interrupted,
+    })
+}
+
+/// A connection with the daemon's settings: WAL (readers never wait for the
+/// writer), `synchronous = NORMAL` (a commit survives the process dying; a
+/// power cut may lose the last ones, never corrupt the file).
+pub fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    Ok(conn)
+}
+
+/// Takes `<path>.lock`, so two daemons never write (or recover) one file.
+fn claim(path: &Path) -> Result<File, StoreError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Io {
+            path: lock_path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(StoreError::InUse {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(lock)
+}
+
+/// The size of the file and its write-ahead log, for tests and logs.
+pub fn size_on_disk(path: &Path) -> u64 {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    [path.to_owned(), PathBuf::from(wal)]
+        .iter()
+        .filter_map(|p| fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
