@@ -9,6 +9,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard_testkit::{DaemonBuilder, FakeProvider};
 
+pub mod records;
+pub mod scrape;
+
 pub use switchboard_testkit::{Behavior, Daemon, SseReader};
 
 /// The key the fake provider is configured with in every test.

@@ -89,6 +89,8 @@ pub struct SessionMetrics {
     routes: HashMap<RouteKey, RouteHandles>,
     /// Cached attempt counters by (provider, result).
     attempts: HashMap<(Arc<str>, AttemptResult), Counter>,
+    /// `switchboard_requests_total` of requests that never reached a provider.
+    unrouted: Option<Vec<Counter>>,
 }
 
 impl SessionMetrics {
@@ -107,6 +109,7 @@ impl SessionMetrics {
             max_models: settings.metrics.max_models_per_provider,
             routes: HashMap::new(),
             attempts: HashMap::new(),
+            unrouted: None,
         }
     }
 
@@ -134,14 +137,23 @@ impl SessionMetrics {
                 .get_or_create(&ReasonLabel { reason })
                 .inc();
         }
+        let index = Outcome::ALL
+            .iter()
+            .position(|o| *o == ended.outcome)
+            .unwrap_or(0);
+        let Some(provider) = ended.provider else {
+            // Never reached a provider: counted, but no GenAI operation happened.
+            let metrics = &self.metrics;
+            let counters = self
+                .unrouted
+                .get_or_insert_with(|| requests(metrics, NONE, NONE));
+            counters[index].inc();
+            return;
+        };
         let metrics = Arc::clone(&self.metrics);
-        let key = self.route_key(ended);
+        let key = self.route_key(provider, ended);
         let handles = self.handles(key);
-        let index = Outcome::ALL.iter().position(|o| *o == ended.outcome);
-        handles.requests[index.unwrap_or(0)].inc();
-        if ended.provider.is_none() {
-            return; // never reached a provider: no GenAI operation happened
-        }
+        handles.requests[index].inc();
         let seconds = ended.duration.as_secs_f64();
         match ended
             .error_code
@@ -173,11 +185,7 @@ impl SessionMetrics {
         }
     }
 
-    fn route_key(&mut self, ended: &Ended<'_>) -> RouteKey {
-        let Some(provider) = ended.provider else {
-            let none: Arc<str> = NONE.into();
-            return (none.clone(), none.clone(), none);
-        };
+    fn route_key(&mut self, provider: &Arc<str>, ended: &Ended<'_>) -> RouteKey {
         let request = ended.request_model.or(ended.response_model);
         let request = self.model_label(provider, request);
         let response = self.model_label(provider, ended.response_model);
@@ -205,17 +213,7 @@ impl SessionMetrics {
         self.routes
             .entry(key)
             .or_insert_with_key(|(provider, request, response)| {
-                let requests = Outcome::ALL
-                    .iter()
-                    .map(|outcome| {
-                        let labels = RequestLabels {
-                            provider: provider.to_string(),
-                            model: response.to_string(),
-                            outcome: outcome.as_str(),
-                        };
-                        metrics.requests.get_or_create_owned(&labels)
-                    })
-                    .collect();
+                let requests = requests(metrics, provider, response);
                 let gen_ai: DynLabels = vec![
                     ("gen_ai_operation_name", "chat".to_owned()),
                     ("gen_ai_provider_name", provider.to_string()),
@@ -241,6 +239,21 @@ impl SessionMetrics {
                 }
             })
     }
+}
+
+/// `switchboard_requests_total` of one provider and model, by outcome.
+fn requests(metrics: &Metrics, provider: &str, model: &str) -> Vec<Counter> {
+    Outcome::ALL
+        .iter()
+        .map(|outcome| {
+            let labels = RequestLabels {
+                provider: provider.to_owned(),
+                model: model.to_owned(),
+                outcome: outcome.as_str(),
+            };
+            metrics.requests.get_or_create_owned(&labels)
+        })
+        .collect()
 }
 
 /// The `reason` label of a refusal: a fixed set, never caller text.

@@ -103,21 +103,30 @@ fn completion(name: &str, model: &str, text: &str) -> Bytes {
             "message": { "role": "assistant", "content": text },
             "finish_reason": "stop"
         }],
-        "usage": { "prompt_tokens": words, "completion_tokens": words, "total_tokens": 2 * words }
+        "usage": usage(words)
     });
     Bytes::from(body.to_string())
 }
 
-/// One SSE event carrying a chat.completion.chunk.
-fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Bytes {
-    let body = json!({
+/// One SSE event carrying a chat.completion.chunk; the last one also
+/// carries `usage`, as Kimi and GLM send it.
+fn chunk(id: &str, model: &str, delta: Value, finish: Option<(&str, u64)>) -> Bytes {
+    let mut body = json!({
         "id": id,
         "object": "chat.completion.chunk",
         "created": unix_now(),
         "model": model,
-        "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }]
+        "choices": [{ "index": 0, "delta": delta, "finish_reason": finish.map(|(f, _)| f) }]
     });
+    if let Some((_, words)) = finish {
+        body["usage"] = usage(words);
+    }
     Bytes::from(format!("data: {body}\n\n"))
+}
+
+/// The mock's usage: a token per word, each way.
+fn usage(words: u64) -> Value {
+    json!({ "prompt_tokens": words, "completion_tokens": words, "total_tokens": 2 * words })
 }
 
 /// The echo as a stream: a role chunk, one chunk per word, a finish chunk.
@@ -129,6 +138,7 @@ fn words(
     let id = format!("chatcmpl-mock-{}", uuid::Uuid::now_v7().simple());
     let mut pieces: Vec<Value> = vec![json!({ "role": "assistant", "content": "" })];
     let words: Vec<&str> = text.split_inclusive(char::is_whitespace).collect();
+    let count = text.split_whitespace().count() as u64;
     pieces.extend(words.iter().map(|w| json!({ "content": w })));
     let total = pieces.len();
     stream::iter(pieces.into_iter().enumerate())
@@ -140,7 +150,7 @@ fn words(
                 }
                 let mut out = vec![chunk(&id, &model, delta, None)];
                 if index + 1 == total {
-                    out.push(chunk(&id, &model, json!({}), Some("stop")));
+                    out.push(chunk(&id, &model, json!({}), Some(("stop", count))));
                 }
                 stream::iter(out.into_iter().map(Ok))
             }
@@ -169,5 +179,6 @@ mod tests {
         let event = std::str::from_utf8(chunks[3].as_ref().unwrap()).unwrap();
         let last: Value = serde_json::from_str(event.strip_prefix("data: ").unwrap()).unwrap();
         assert_eq!(last["choices"][0]["finish_reason"], "stop");
+        assert_eq!(last["usage"]["total_tokens"], 4, "two words each way");
     }
 }

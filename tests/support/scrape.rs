@@ -1,0 +1,1 @@
+//! Helpers for the metrics, usage and events tests.
