@@ -17,11 +17,21 @@ use crate::procfs;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The settings file for a daemon on `socket` whose `fast` and `wide`
-/// providers are the fake at `fast_url` and whose `stuck` one is at `stuck_url`.
-pub fn settings_toml(socket: &Path, fast_url: &str, stuck_url: &str) -> String {
+/// providers are the fake at `fast_url` and whose `stuck` one is at
+/// `stuck_url`; with `records`, history (a file beside the socket) and
+/// metrics are on, as they are by default.
+pub fn settings_toml(socket: &Path, fast_url: &str, stuck_url: &str, records: bool) -> String {
+    let history = socket.with_file_name("history.db");
     format!(
         r#"[server]
 socket = "{socket}"
+
+[history]
+enabled = {records}
+path = "{history}"
+
+[metrics]
+enabled = {records}
 
 [sessions]
 timeout_ms = 60000
@@ -55,7 +65,8 @@ kind = "openai"
 base_url = "{stuck_url}"
 max_concurrency = 20000
 "#,
-        socket = socket.display()
+        socket = socket.display(),
+        history = history.display(),
     )
 }
 
@@ -84,12 +95,12 @@ impl Daemon {
         bin: &Path,
         out: &Path,
         name: &str,
-        fast_url: &str,
-        stuck_url: &str,
+        urls: (&str, &str),
+        records: bool,
     ) -> anyhow::Result<Daemon> {
         let dir = tempfile::Builder::new().prefix("sb-bench").tempdir()?;
         let socket = dir.path().join("sb.sock");
-        let settings = settings_toml(&socket, fast_url, stuck_url);
+        let settings = settings_toml(&socket, urls.0, urls.1, records);
         let config = dir.path().join("settings.toml");
         fs::write(&config, &settings)?;
         let log = out.join(format!("daemon-{name}.log"));

@@ -20,6 +20,7 @@ mod load;
 mod net;
 mod procfs;
 mod report;
+mod rounds;
 mod scenarios_fanout;
 mod scenarios_load;
 mod stats;
@@ -110,16 +111,16 @@ impl Bench {
         }
     }
 
-    /// Starts a daemon whose log is `<out>/daemon-<name>.log`.
+    /// Starts a daemon whose log is `<out>/daemon-<name>.log`, with history
+    /// and metrics on (the defaults).
     pub async fn daemon(&self, name: &str) -> anyhow::Result<Daemon> {
-        Daemon::start(
-            &self.bin,
-            &self.opts.out,
-            name,
-            &self.fast.base_url(),
-            &self.stuck.base_url(),
-        )
-        .await
+        self.daemon_with(name, true).await
+    }
+
+    /// The same, with history and metrics on or off.
+    pub async fn daemon_with(&self, name: &str, records: bool) -> anyhow::Result<Daemon> {
+        let urls = (self.fast.base_url(), self.stuck.base_url());
+        Daemon::start(&self.bin, &self.opts.out, name, (&urls.0, &urls.1), records).await
     }
 }
 
@@ -206,12 +207,21 @@ async fn scenarios(b: &Bench) -> anyhow::Result<(Report, String)> {
     if [1, 2, 4, 5].iter().any(|n| b.opts.wants(*n)) {
         let shared = b.daemon("shared").await?;
         settings = shared.settings.clone();
+        // Scenarios 1 and 2 also run through a daemon without history and
+        // metrics, in the same rounds, to show what recording costs.
+        let bare = match b.opts.wants(1) || b.opts.wants(2) {
+            true => Some(b.daemon_with("bare", false).await?),
+            false => None,
+        };
         let mut alone = None;
         if b.opts.wants(1) {
-            alone = Some(scenarios_load::overhead(b, &shared, &mut report).await?);
+            alone = Some(scenarios_load::overhead(b, &shared, bare.as_ref(), &mut report).await?);
         }
         if b.opts.wants(2) {
-            scenarios_load::saturation(b, &shared, &mut report).await?;
+            scenarios_load::saturation(b, &shared, bare.as_ref(), &mut report).await?;
+        }
+        if let Some(bare) = bare {
+            finish_daemon(bare, "bare", &mut report).await;
         }
         if b.opts.wants(4) {
             scenarios_load::head_of_line(b, &shared, alone, &mut report).await?;

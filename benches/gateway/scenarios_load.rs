@@ -10,9 +10,10 @@ use serde_json::json;
 use crate::Bench;
 use crate::daemon::Daemon;
 use crate::fanout;
-use crate::http1::{Expect, Target, chat_body, chat_request};
-use crate::load::{Side, closed_loop, open_loop};
+use crate::http1::{Expect, chat_body, chat_request};
+use crate::load::{closed_loop, open_loop};
 use crate::report::{Compare, Report, Target as Goal};
+use crate::rounds::{Legs, rounds};
 use crate::stats::Stats;
 
 /// Scenario 1's arrival rate, requests per second.
@@ -22,60 +23,60 @@ const OPEN_LOOP_CAP: usize = 512;
 /// Scenario 2's connection count.
 const SATURATION_CONNS: usize = 64;
 
-/// The daemon side and the direct side for `model` on the `fast` provider.
-fn sides(b: &Bench, daemon: &Daemon, model: &str) -> (Rc<Side>, Rc<Side>) {
-    let through = Side::new(
-        "daemon",
-        daemon.target(),
-        chat_request(&chat_body(&format!("fast/{model}"), false)),
-        Expect::Completion { session: true },
-    );
-    let direct = Side::new(
-        "direct",
-        Target::Tcp(b.fast.addr()),
-        chat_request(&chat_body(model, false)),
-        Expect::Completion { session: false },
-    );
-    (through, direct)
-}
-
-/// Rounds and their length: 5 × 2 s per side (quick: 1 × 1 s).
-fn rounds(b: &Bench) -> (usize, Duration) {
-    if b.opts.quick {
-        (1, Duration::from_secs(1))
-    } else {
-        (5, Duration::from_secs(2))
-    }
-}
-
-/// Scenario 1's open-loop load on both sides; returns (daemon, direct).
-async fn paced(b: &Bench, daemon: &Daemon) -> anyhow::Result<(Stats, Stats)> {
-    let (through, direct) = sides(b, daemon, "instant");
+/// Scenario 1's open-loop load on every leg.
+async fn paced(b: &Bench, daemon: &Daemon, bare: Option<&Daemon>) -> anyhow::Result<Legs> {
+    let mut legs = Legs::new(b, daemon, bare, "instant");
     let (n, each) = rounds(b);
     let warmup = Duration::from_millis(if b.opts.quick { 200 } else { 500 });
-    let (mut d_all, mut x_all) = (Stats::default(), Stats::default());
-    let probe = b.probe(Some(daemon));
-    for side in [&through, &direct] {
-        open_loop(side, RATE, Duration::ZERO, warmup, OPEN_LOOP_CAP).await?;
-    }
-    for round in 0..n {
-        let order = if round % 2 == 0 {
-            [&through, &direct]
-        } else {
-            [&direct, &through]
-        };
-        for side in order {
-            let before = probe.sample();
-            let mut stats = open_loop(side, RATE, Duration::ZERO, each, OPEN_LOOP_CAP).await?;
-            stats.cpu = probe.sample().since(&before);
-            if side.name == "daemon" {
-                d_all.merge(&stats);
-            } else {
-                x_all.merge(&stats);
-            }
+    let load = |length: Duration| {
+        move |side: std::rc::Rc<crate::load::Side>| async move {
+            Ok(open_loop(&side, RATE, Duration::ZERO, length, OPEN_LOOP_CAP).await?)
         }
+    };
+    legs.warm(load(warmup)).await?;
+    legs.run(n, load(each)).await?;
+    Ok(legs)
+}
+
+/// Rows comparing the daemon with history and metrics on (the daemon
+/// column) and off (the direct column): what recording costs.
+fn records_rows(r: &mut Report, n: u8, on: &Stats, off: &Stats, throughput: bool) {
+    r.add(
+        n,
+        "records on vs off: latency p50 (µs) [daemon col: on, direct col: off]",
+        Some(on.p(0.5)),
+        Some(off.p(0.5)),
+        Compare::Difference,
+        Some(Goal::AtMost(10.0)),
+    );
+    r.add(
+        n,
+        "records on vs off: latency p99 (µs) [daemon col: on, direct col: off]",
+        Some(on.p(0.99)),
+        Some(off.p(0.99)),
+        Compare::Difference,
+        None,
+    );
+    if throughput {
+        r.add(
+            n,
+            "records on vs off: throughput (req/s) [daemon col: on, direct col: off]",
+            Some(on.rate()),
+            Some(off.rate()),
+            Compare::Ratio,
+            Some(Goal::AtLeast(0.95)),
+        );
     }
-    Ok((d_all, x_all))
+    let (_, _, on_cpu) = on.cpu_per_request();
+    let (_, _, off_cpu) = off.cpu_per_request();
+    r.add(
+        n,
+        "records on vs off: daemon CPU µs/request [daemon col: on, direct col: off]",
+        Some(on_cpu),
+        Some(off_cpu),
+        Compare::Difference,
+        None,
+    );
 }
 
 /// Adds the latency rows shared by scenarios 1 and 4.
@@ -158,13 +159,23 @@ fn cpu_rows(r: &mut Report, n: u8, d: &Stats, x: &Stats) {
 
 /// Scenario 1: open loop at 2,000 req/s, daemon vs direct; returns the
 /// added p99 for scenario 4 to compare against.
-pub async fn overhead(b: &Bench, daemon: &Daemon, r: &mut Report) -> anyhow::Result<f64> {
-    let (d, x) = paced(b, daemon).await?;
-    latency_rows(r, 1, &d, &x, true);
-    cpu_rows(r, 1, &d, &x);
+pub async fn overhead(
+    b: &Bench,
+    daemon: &Daemon,
+    bare: Option<&Daemon>,
+    r: &mut Report,
+) -> anyhow::Result<f64> {
+    let legs = paced(b, daemon, bare).await?;
+    let (d, x) = (&legs.daemon.stats, &legs.direct.stats);
+    latency_rows(r, 1, d, x, true);
+    cpu_rows(r, 1, d, x);
+    if let Some(bare) = &legs.bare {
+        records_rows(r, 1, d, &bare.stats, false);
+    }
+    let bare_json = legs.bare.as_ref().map(|l| l.stats.to_json());
     r.raw(
         "1_overhead",
-        json!({"rate": RATE, "daemon": d.to_json(), "direct": x.to_json()}),
+        json!({"rate": RATE, "daemon": d.to_json(), "bare": bare_json, "direct": x.to_json()}),
     );
     let q = |h: &hdrhistogram::Histogram<u64>, p: f64| h.value_at_quantile(p) as f64;
     r.note(format!(
@@ -184,31 +195,22 @@ pub async fn overhead(b: &Bench, daemon: &Daemon, r: &mut Report) -> anyhow::Res
 }
 
 /// Scenario 2: closed loop, 64 connections, daemon vs direct throughput.
-pub async fn saturation(b: &Bench, daemon: &Daemon, r: &mut Report) -> anyhow::Result<()> {
-    let (through, direct) = sides(b, daemon, "instant");
+pub async fn saturation(
+    b: &Bench,
+    daemon: &Daemon,
+    bare: Option<&Daemon>,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    let mut legs = Legs::new(b, daemon, bare, "instant");
     let (n, each) = rounds(b);
     let warm = Duration::from_millis(if b.opts.quick { 200 } else { 500 });
-    closed_loop(&through, SATURATION_CONNS, warm).await;
-    closed_loop(&direct, SATURATION_CONNS, warm).await;
-    let (mut d, mut x) = (Stats::default(), Stats::default());
-    let probe = b.probe(Some(daemon));
-    for round in 0..n {
-        let order = if round % 2 == 0 {
-            [&through, &direct]
-        } else {
-            [&direct, &through]
-        };
-        for side in order {
-            let before = probe.sample();
-            let mut stats = closed_loop(side, SATURATION_CONNS, each).await;
-            stats.cpu = probe.sample().since(&before);
-            if side.name == "daemon" {
-                d.merge(&stats);
-            } else {
-                x.merge(&stats);
-            }
-        }
-    }
+    legs.warm(|side| async move { Ok(closed_loop(&side, SATURATION_CONNS, warm).await) })
+        .await?;
+    legs.run(n, |side| async move {
+        Ok(closed_loop(&side, SATURATION_CONNS, each).await)
+    })
+    .await?;
+    let (d, x) = (&legs.daemon.stats, &legs.direct.stats);
     let ratio = Compare::Ratio;
     r.add(
         2,
@@ -244,10 +246,14 @@ pub async fn saturation(b: &Bench, daemon: &Daemon, r: &mut Report) -> anyhow::R
         Compare::None,
         Some(Goal::AtMost(0.0)),
     );
-    cpu_rows(r, 2, &d, &x);
+    cpu_rows(r, 2, d, x);
+    if let Some(bare) = &legs.bare {
+        records_rows(r, 2, d, &bare.stats, true);
+    }
+    let bare_json = legs.bare.as_ref().map(|l| l.stats.to_json());
     r.raw(
         "2_saturation",
-        json!({"connections": SATURATION_CONNS, "daemon": d.to_json(), "direct": x.to_json()}),
+        json!({"connections": SATURATION_CONNS, "daemon": d.to_json(), "bare": bare_json, "direct": x.to_json()}),
     );
     Ok(())
 }
@@ -262,8 +268,8 @@ pub async fn head_of_line(
     let alone = match alone {
         Some(v) => v,
         None => {
-            let (d, x) = paced(b, daemon).await?;
-            d.p(0.99) - x.p(0.99)
+            let legs = paced(b, daemon, None).await?;
+            legs.daemon.stats.p(0.99) - legs.direct.stats.p(0.99)
         }
     };
     let m = if b.opts.quick { 100 } else { 1000 };
@@ -281,7 +287,8 @@ pub async fn head_of_line(
     })
     .await;
     let held = b.stuck.in_flight() - before;
-    let (d, x) = paced(b, daemon).await?;
+    let legs = paced(b, daemon, None).await?;
+    let (d, x) = (legs.daemon.stats, legs.direct.stats);
     let answered_early = hung.outcome.ok.get() + hung.outcome.errors();
     let outcome = hung.release().await;
     let released_at = std::time::Instant::now();

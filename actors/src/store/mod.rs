@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::record::SessionRecord;
 use crate::settings::{HistorySettings, Prices};
 
-pub use open::{Prepared, prepare, size_on_disk};
+pub use open::{Prepared, prepare};
 pub use query::{HistoryFilter, HistoryPage, UsageBy, UsageRow};
 pub use schema::current_version as schema_version;
 pub use write::Pruned;

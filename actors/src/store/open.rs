@@ -5,7 +5,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,14 +46,18 @@ pub fn prepare(path: &Path) -> Result<Prepared, StoreError> {
             .map_err(|e| io(e, dir))?;
     }
     let lock = claim(path)?;
-    // Create the file owner-only before SQLite opens it; SQLite gives its
-    // -wal and -shm files the same mode.
-    OpenOptions::new()
+    // Create the file owner-only before SQLite opens it (SQLite gives its
+    // -wal and -shm files the same mode), and make an existing one so: it
+    // may hold prompts, and it shows who used the daemon for what.
+    let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
         .open(path)
+        .map_err(|e| io(e, path))?;
+    refuse_newer(path)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))
         .map_err(|e| io(e, path))?;
     let mut conn = connect(path, false)?;
     migrate(&mut conn, MIGRATIONS)?;
@@ -63,6 +67,19 @@ pub fn prepare(path: &Path) -> Result<Prepared, StoreError> {
         _lock: lock,
         interrupted,
     })
+}
+
+/// Refuses a file a newer daemon wrote before anything is changed in it
+/// (not even its journal mode).
+fn refuse_newer(path: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let found: u32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let known = super::schema::current_version();
+    match found > known {
+        true => Err(StoreError::NewerSchema { found, known }),
+        false => Ok(()),
+    }
 }
 
 /// A connection with the daemon's settings: WAL (readers never wait for the
@@ -107,15 +124,4 @@ fn claim(path: &Path) -> Result<File, StoreError> {
         });
     }
     Ok(lock)
-}
-
-/// The size of the file and its write-ahead log, for tests and logs.
-pub fn size_on_disk(path: &Path) -> u64 {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    [path.to_owned(), PathBuf::from(wal)]
-        .iter()
-        .filter_map(|p| fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum()
 }
