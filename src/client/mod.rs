@@ -8,6 +8,8 @@
 
 mod admin;
 mod chat;
+mod session;
+mod table;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -43,7 +45,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Serve(_) => bail!("`serve` is not a client command"),
         Command::Chat(args) => chat::run(args).await,
         Command::Sessions(args) => admin::sessions(&args).await,
-        Command::Session(args) => admin::session(&args.id, &args.client).await,
+        Command::Session(args) => session::session(&args.id, &args.client).await,
         Command::Cancel(args) => admin::cancel(&args.id, &args.client).await,
         Command::Drain(args) => admin::drain(&args).await,
     }
