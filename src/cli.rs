@@ -31,6 +31,8 @@ pub enum Command {
     Cancel(SessionArgs),
     /// Ask the daemon to drain and exit.
     Drain(ClientArgs),
+    /// List finished sessions from the history file, newest first.
+    History(HistoryArgs),
 }
 
 /// `serve` options.
@@ -61,7 +63,7 @@ pub struct ClientArgs {
 /// `session` and `cancel` options.
 #[derive(Debug, Args)]
 pub struct SessionArgs {
-    /// The session id (from `x-session-id` or `switchboard sessions`).
+    /// The session id (from `x-session-id`, `switchboard sessions` or `switchboard history`).
     pub id: String,
     /// Socket and output options.
     #[command(flatten)]
@@ -80,6 +82,43 @@ pub struct ChatArgs {
     /// The prompt.
     #[arg(required = true)]
     pub prompt: Vec<String>,
+    /// Socket and output options.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `history` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Times (--since, --until) are RFC 3339 (2026-12-01T10:00:00Z, an offset \
+allowed) or a duration back from now (90s, 15m, 1h, 7d).\n\
+A page that is not the last ends with a `more:` line: the command for the next one."
+)]
+pub struct HistoryArgs {
+    /// Only this outcome: COMPLETED, TIMEOUT, ERROR, CANCELLED, REJECTED or INTERRUPTED.
+    #[arg(long, value_name = "OUTCOME")]
+    pub outcome: Option<String>,
+    /// Only requests routed to this provider.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// Only this model, as the provider knows it or as requested.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Only requests from this user id.
+    #[arg(long, value_name = "N")]
+    pub uid: Option<u32>,
+    /// Only requests received at or after this time.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only requests received before this time.
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// At most this many sessions, 1 to 1000 (the daemon's default: 100).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// The next page: sessions older than this cursor (the previous page's `more:` line).
+    #[arg(long, value_name = "CURSOR")]
+    pub before: Option<String>,
     /// Socket and output options.
     #[command(flatten)]
     pub client: ClientArgs,
