@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::LogFormat;
 
@@ -33,6 +33,8 @@ pub enum Command {
     Drain(ClientArgs),
     /// List finished sessions from the history file, newest first.
     History(HistoryArgs),
+    /// Add up requests, errors, tokens and cost by user, process, provider or model.
+    Usage(UsageArgs),
 }
 
 /// `serve` options.
@@ -122,4 +124,51 @@ pub struct HistoryArgs {
     /// Socket and output options.
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// `usage` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Times are RFC 3339 (2026-12-01T10:00:00Z, an offset allowed) or a \
+duration back from now (90s, 15m, 1h, 7d); `--since all` counts the whole history file.\n\
+COST is `-` for models without input_price_per_mtok/output_price_per_mtok."
+)]
+pub struct UsageArgs {
+    /// What to add up by.
+    #[arg(long, value_enum, default_value = "process")]
+    pub by: UsageBy,
+    /// Count requests received at or after this time; `all` for no limit.
+    #[arg(long, value_name = "WHEN", default_value = "24h")]
+    pub since: String,
+    /// Count requests received before this time (default: now).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Socket and output options.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// What `usage` adds up by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UsageBy {
+    /// The caller's user id.
+    Uid,
+    /// The caller's process name.
+    Process,
+    /// The provider called.
+    Provider,
+    /// `<provider>/<model>`.
+    Model,
+}
+
+impl UsageBy {
+    /// Its name, as the daemon's `by` parameter takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageBy::Uid => "uid",
+            UsageBy::Process => "process",
+            UsageBy::Provider => "provider",
+            UsageBy::Model => "model",
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The client commands (`chat`, `sessions`, `session`, `cancel`, `drain`,
-//! `history`): each one is an HTTP/1.1 request to a running daemon over its
-//! Unix socket.
+//! `history`, `usage`): each one is an HTTP/1.1 request to a running daemon
+//! over its Unix socket.
 //!
 //! This module picks the socket, runs the command on a current-thread tokio
 //! runtime, and holds the small HTTP helper the commands share ([`Daemon`]):
@@ -12,6 +12,7 @@ mod chat;
 mod history;
 mod session;
 mod table;
+mod usage;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -52,6 +53,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Cancel(args) => admin::cancel(&args.id, &args.client).await,
         Command::Drain(args) => admin::drain(&args).await,
         Command::History(args) => history::run(&args).await,
+        Command::Usage(args) => usage::run(&args).await,
     }
 }
 
