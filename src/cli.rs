@@ -35,6 +35,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Add up requests, errors, tokens and cost by user, process, provider or model.
     Usage(UsageArgs),
+    /// Follow phase events as they happen, one line each, until Ctrl-C.
+    Events(EventsArgs),
 }
 
 /// `serve` options.
@@ -171,4 +173,27 @@ impl UsageBy {
             UsageBy::Model => "model",
         }
     }
+}
+
+/// `events` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each line: <at>  <session id>  <provider>/<model>  <PHASE>  attempt <n>  \
+<detail>; with --json, each event's JSON as the daemon sent it.\n\
+Exits 0 on Ctrl-C or when the daemon ends the stream; non-zero if the daemon dropped this \
+reader for falling behind (the reason goes to stderr)."
+)]
+pub struct EventsArgs {
+    /// Only this session's events.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Only events of sessions routed to this provider.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// Only this phase, e.g. PROVIDER_CALL_START or COMPLETED.
+    #[arg(long, value_name = "PHASE")]
+    pub phase: Option<String>,
+    /// Socket and output options (`--json`: one JSON object per line).
+    #[command(flatten)]
+    pub client: ClientArgs,
 }

@@ -1,6 +1,6 @@
 //! The client commands (`chat`, `sessions`, `session`, `cancel`, `drain`,
-//! `history`, `usage`): each one is an HTTP/1.1 request to a running daemon
-//! over its Unix socket.
+//! `history`, `usage`, `events`): each one is an HTTP/1.1 request to a
+//! running daemon over its Unix socket.
 //!
 //! This module picks the socket, runs the command on a current-thread tokio
 //! runtime, and holds the small HTTP helper the commands share ([`Daemon`]):
@@ -9,6 +9,7 @@
 
 mod admin;
 mod chat;
+mod events;
 mod history;
 mod session;
 mod table;
@@ -54,6 +55,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Drain(args) => admin::drain(&args).await,
         Command::History(args) => history::run(&args).await,
         Command::Usage(args) => usage::run(&args).await,
+        Command::Events(args) => events::run(&args).await,
     }
 }
 
