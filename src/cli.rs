@@ -37,6 +37,8 @@ pub enum Command {
     Usage(UsageArgs),
     /// Follow phase events as they happen, one line each, until Ctrl-C.
     Events(EventsArgs),
+    /// Print the daemon's metrics as Prometheus scrapes them (OpenMetrics text).
+    Metrics(MetricsArgs),
 }
 
 /// `serve` options.
@@ -196,4 +198,12 @@ pub struct EventsArgs {
     /// Socket and output options (`--json`: one JSON object per line).
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// `metrics` options.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// The daemon's socket (default: SWITCHBOARD__SERVER__SOCKET, else the daemon's default).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }

@@ -1,13 +1,15 @@
 //! The operator commands `sessions`, `cancel` and `drain` over the daemon's
-//! `/admin` endpoints.
+//! `/admin` endpoints, and `metrics`, which prints the daemon's scrape.
 
-use anyhow::anyhow;
+use std::io::Write;
+
+use anyhow::{Context, anyhow};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::table::{Align, age, client, route, table, yes_no};
 use super::{Answer, Daemon, print_line, print_pretty, text};
-use crate::cli::ClientArgs;
+use crate::cli::{ClientArgs, MetricsArgs};
 
 /// `switchboard sessions`: the live sessions as a table.
 pub async fn sessions(args: &ClientArgs) -> anyhow::Result<()> {
@@ -89,6 +91,16 @@ pub async fn drain(args: &ClientArgs) -> anyhow::Result<()> {
             "draining: the daemon stops taking requests, lets live sessions finish, then exits",
         )
     }
+}
+
+/// `switchboard metrics`: the daemon's `/metrics` text, as it is.
+pub async fn metrics(args: &MetricsArgs) -> anyhow::Result<()> {
+    let daemon = Daemon::at(args.socket.as_deref())?;
+    let body = daemon.body(daemon.request(Method::GET, "/metrics")).await?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&body)
+        .and_then(|()| out.flush())
+        .context("could not write to stdout")
 }
 
 #[cfg(test)]

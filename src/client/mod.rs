@@ -1,6 +1,6 @@
 //! The client commands (`chat`, `sessions`, `session`, `cancel`, `drain`,
-//! `history`, `usage`, `events`): each one is an HTTP/1.1 request to a
-//! running daemon over its Unix socket.
+//! `history`, `usage`, `events`, `metrics`): each one is an HTTP/1.1
+//! request to a running daemon over its Unix socket.
 //!
 //! This module picks the socket, runs the command on a current-thread tokio
 //! runtime, and holds the small HTTP helper the commands share ([`Daemon`]):
@@ -56,6 +56,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::History(args) => history::run(&args).await,
         Command::Usage(args) => usage::run(&args).await,
         Command::Events(args) => events::run(&args).await,
+        Command::Metrics(args) => admin::metrics(&args).await,
     }
 }
 
