@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::LogFormat;
 
@@ -31,6 +31,14 @@ pub enum Command {
     Cancel(SessionArgs),
     /// Ask the daemon to drain and exit.
     Drain(ClientArgs),
+    /// List finished sessions from the history file, newest first.
+    History(HistoryArgs),
+    /// Add up requests, errors, tokens and cost by user, process, provider or model.
+    Usage(UsageArgs),
+    /// Follow phase events as they happen, one line each, until Ctrl-C.
+    Events(EventsArgs),
+    /// Print the daemon's metrics as Prometheus scrapes them (OpenMetrics text).
+    Metrics(MetricsArgs),
 }
 
 /// `serve` options.
@@ -61,7 +69,7 @@ pub struct ClientArgs {
 /// `session` and `cancel` options.
 #[derive(Debug, Args)]
 pub struct SessionArgs {
-    /// The session id (from `x-session-id` or `switchboard sessions`).
+    /// The session id (from `x-session-id`, `switchboard sessions` or `switchboard history`).
     pub id: String,
     /// Socket and output options.
     #[command(flatten)]
@@ -83,4 +91,119 @@ pub struct ChatArgs {
     /// Socket and output options.
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+/// `history` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Times (--since, --until) are RFC 3339 (2026-12-01T10:00:00Z, an offset \
+allowed) or a duration back from now (90s, 15m, 1h, 7d).\n\
+A page that is not the last ends with a `more:` line: the command for the next one."
+)]
+pub struct HistoryArgs {
+    /// Only this outcome: COMPLETED, TIMEOUT, ERROR, CANCELLED, REJECTED or INTERRUPTED.
+    #[arg(long, value_name = "OUTCOME")]
+    pub outcome: Option<String>,
+    /// Only requests routed to this provider.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// Only this model, as the provider knows it or as requested.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Only requests from this user id.
+    #[arg(long, value_name = "N")]
+    pub uid: Option<u32>,
+    /// Only requests received at or after this time.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only requests received before this time.
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// At most this many sessions, 1 to 1000 (the daemon's default: 100).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// The next page: sessions older than this cursor (the previous page's `more:` line).
+    #[arg(long, value_name = "CURSOR")]
+    pub before: Option<String>,
+    /// Socket and output options.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `usage` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Times are RFC 3339 (2026-12-01T10:00:00Z, an offset allowed) or a \
+duration back from now (90s, 15m, 1h, 7d); `--since all` counts the whole history file.\n\
+COST is `-` for models without input_price_per_mtok/output_price_per_mtok."
+)]
+pub struct UsageArgs {
+    /// What to add up by.
+    #[arg(long, value_enum, default_value = "process")]
+    pub by: UsageBy,
+    /// Count requests received at or after this time; `all` for no limit.
+    #[arg(long, value_name = "WHEN", default_value = "24h")]
+    pub since: String,
+    /// Count requests received before this time (default: now).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Socket and output options.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// What `usage` adds up by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UsageBy {
+    /// The caller's user id.
+    Uid,
+    /// The caller's process name.
+    Process,
+    /// The provider called.
+    Provider,
+    /// `<provider>/<model>`.
+    Model,
+}
+
+impl UsageBy {
+    /// Its name, as the daemon's `by` parameter takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageBy::Uid => "uid",
+            UsageBy::Process => "process",
+            UsageBy::Provider => "provider",
+            UsageBy::Model => "model",
+        }
+    }
+}
+
+/// `events` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each line: <at>  <session id>  <provider>/<model>  <PHASE>  attempt <n>  \
+<detail>; with --json, each event's JSON as the daemon sent it.\n\
+Exits 0 on Ctrl-C or when the daemon ends the stream; non-zero if the daemon dropped this \
+reader for falling behind (the reason goes to stderr)."
+)]
+pub struct EventsArgs {
+    /// Only this session's events.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Only events of sessions routed to this provider.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// Only this phase, e.g. PROVIDER_CALL_START or COMPLETED.
+    #[arg(long, value_name = "PHASE")]
+    pub phase: Option<String>,
+    /// Socket and output options (`--json`: one JSON object per line).
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `metrics` options.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// The daemon's socket (default: SWITCHBOARD__SERVER__SOCKET, else the daemon's default).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }

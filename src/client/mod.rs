@@ -1,5 +1,6 @@
-//! The client commands (`chat`, `sessions`, `session`, `cancel`, `drain`):
-//! each one is an HTTP/1.1 request to a running daemon over its Unix socket.
+//! The client commands (`chat`, `sessions`, `session`, `cancel`, `drain`,
+//! `history`, `usage`, `events`, `metrics`): each one is an HTTP/1.1
+//! request to a running daemon over its Unix socket.
 //!
 //! This module picks the socket, runs the command on a current-thread tokio
 //! runtime, and holds the small HTTP helper the commands share ([`Daemon`]):
@@ -8,12 +9,18 @@
 
 mod admin;
 mod chat;
+mod events;
+mod history;
+mod session;
+mod table;
+mod usage;
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde_json::Value;
 
@@ -43,9 +50,13 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Serve(_) => bail!("`serve` is not a client command"),
         Command::Chat(args) => chat::run(args).await,
         Command::Sessions(args) => admin::sessions(&args).await,
-        Command::Session(args) => admin::session(&args.id, &args.client).await,
+        Command::Session(args) => session::session(&args.id, &args.client).await,
         Command::Cancel(args) => admin::cancel(&args.id, &args.client).await,
         Command::Drain(args) => admin::drain(&args).await,
+        Command::History(args) => history::run(&args).await,
+        Command::Usage(args) => usage::run(&args).await,
+        Command::Events(args) => events::run(&args).await,
+        Command::Metrics(args) => admin::metrics(&args).await,
     }
 }
 
@@ -72,7 +83,12 @@ struct Daemon {
 impl Daemon {
     /// A client for the socket the command's options name.
     fn new(args: &ClientArgs) -> anyhow::Result<Self> {
-        let socket = resolve_socket(args.socket.as_deref(), std::env::var_os(SOCKET_ENV));
+        Self::at(args.socket.as_deref())
+    }
+
+    /// A client for the socket `flag` names, else the usual one.
+    fn at(flag: Option<&Path>) -> anyhow::Result<Self> {
+        let socket = resolve_socket(flag, std::env::var_os(SOCKET_ENV));
         let http = reqwest::Client::builder()
             .unix_socket(socket.clone())
             .http1_only()
@@ -93,6 +109,26 @@ impl Daemon {
             .map_err(|()| anyhow!("bad base URL"))?
             .extend(["admin", "sessions", id]);
         Ok(self.http.request(method, url))
+    }
+
+    /// A GET of `path` with `query` appended, each name and value
+    /// form-encoded (pairs whose value is `None` are left out).
+    fn get_with(
+        &self,
+        path: &str,
+        query: &[(&str, Option<String>)],
+    ) -> anyhow::Result<RequestBuilder> {
+        let mut url = Url::parse(BASE_URL)
+            .and_then(|base| base.join(path))
+            .context("bad URL")?;
+        let given: Vec<(&str, &str)> = query
+            .iter()
+            .filter_map(|(name, value)| Some((*name, value.as_deref()?)))
+            .collect();
+        if !given.is_empty() {
+            url.query_pairs_mut().extend_pairs(given);
+        }
+        Ok(self.http.get(url))
     }
 
     /// Sends a request, explaining a daemon that cannot be reached.
@@ -119,17 +155,33 @@ impl Daemon {
     /// Sends a request and reads a JSON answer. A non-2xx answer becomes
     /// `Err(Answer::Status)`, so callers can treat 404 their own way.
     async fn json(&self, request: RequestBuilder) -> Result<Value, Answer> {
+        let body = self.body(request).await?;
+        serde_json::from_slice(&body)
+            .map_err(|err| Answer::Transport(anyhow!("the daemon's answer is not JSON ({err})")))
+    }
+
+    /// Sends a request and reads the whole answer, as [`Daemon::json`] does.
+    async fn body(&self, request: RequestBuilder) -> Result<Bytes, Answer> {
+        let response = self.open(request).await?;
+        response
+            .bytes()
+            .await
+            .map_err(|err| Answer::Transport(self.explain(&err)))
+    }
+
+    /// Sends a request and returns a 2xx answer unread (for streams); any
+    /// other status becomes `Err(Answer::Status)` with its body's error.
+    async fn open(&self, request: RequestBuilder) -> Result<Response, Answer> {
         let response = self.send(request).await.map_err(Answer::Transport)?;
         let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
         let body = response
             .bytes()
             .await
             .map_err(|err| Answer::Transport(self.explain(&err)))?;
-        if !status.is_success() {
-            return Err(Answer::Status(status, error_text(status, &body)));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|err| Answer::Transport(anyhow!("the daemon's answer is not JSON ({err})")))
+        Err(Answer::Status(status, error_text(status, &body)))
     }
 }
 
@@ -257,6 +309,32 @@ mod tests {
         assert_eq!(
             request.url().as_str(),
             "http://localhost/admin/sessions/a%2Fb%3Fc"
+        );
+    }
+
+    #[test]
+    fn query_values_are_form_encoded_and_absent_ones_left_out() {
+        let daemon = Daemon::at(Some(Path::new("/tmp/unused.sock"))).expect("client builds");
+        let query = [
+            ("model", Some("a b&c=d".to_owned())),
+            ("since", Some("2026-12-01T10:00:00+02:00".to_owned())),
+            ("uid", None),
+        ];
+        let request = daemon
+            .get_with("/admin/history", &query)
+            .expect("url builds")
+            .build()
+            .expect("request builds");
+        assert_eq!(
+            request.url().as_str(),
+            "http://localhost/admin/history?model=a+b%26c%3Dd&since=2026-12-01T10%3A00%3A00%2B02%3A00"
+        );
+        let bare = daemon
+            .get_with("/metrics", &[("uid", None)])
+            .expect("url builds");
+        assert_eq!(
+            bare.build().expect("builds").url().as_str(),
+            "http://localhost/metrics"
         );
     }
 
