@@ -79,12 +79,12 @@ fn shown(event: &Event, json: bool) -> Shown {
 
 /// `<at>  <session>  <provider>/<model>  <PHASE>  attempt <n>  <detail>`
 /// (the detail only when there is one). An unrouted session's event has
-/// no provider and the model as requested: that is shown instead.
+/// no provider: the model as requested is shown instead.
 fn line(event: &Value) -> String {
     let provider = event.get("provider").and_then(Value::as_str);
     let route = match provider.filter(|p| !p.is_empty()) {
         Some(provider) => format!("{provider}/{}", text(event, "model")),
-        None => text(event, "model"),
+        None => text(event, "requested_model"),
     };
     let mut line = format!(
         "{}  {}  {route}  {:<PHASE_WIDTH$}  attempt {}",
@@ -135,7 +135,7 @@ mod tests {
                     .to_owned()
             )
         );
-        let unrouted = r#"{"session":"s1","phase":"REJECTED","at":"t","attempt":0,"detail":null,"provider":"","model":"nope/x"}"#;
+        let unrouted = r#"{"session":"s1","phase":"REJECTED","at":"t","attempt":0,"detail":null,"requested_model":"nope/x","provider":null,"model":null}"#;
         assert_eq!(
             shown(&event("message", unrouted), false),
             Shown::Line("t  s1  nope/x  REJECTED             attempt 0".to_owned())

@@ -55,8 +55,10 @@ struct Wire<'a> {
     elapsed_ms: f64,
     attempt: u32,
     detail: Option<&'a str>,
-    provider: &'a str,
-    model: &'a str,
+    requested_model: &'a str,
+    /// `None` for a request that never reached a provider, as in history.
+    provider: Option<&'a str>,
+    model: Option<&'a str>,
 }
 
 /// The live readers.
@@ -125,8 +127,9 @@ fn encode(event: &PhaseEvent, provider: &str, model: &str) -> Bytes {
         elapsed_ms: (event.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         attempt: event.attempt,
         detail: event.detail.as_deref(),
-        provider,
-        model,
+        requested_model: &event.meta.requested,
+        provider: (!provider.is_empty()).then_some(provider),
+        model: (!provider.is_empty()).then_some(model),
     };
     serde_json::to_vec(&wire)
         .map(Bytes::from)
