@@ -197,17 +197,6 @@ impl PhaseEvent {
     pub fn wall(&self) -> SystemTime {
         self.meta.received_wall + self.elapsed()
     }
-
-    /// The event as timelines keep it.
-    pub fn view(&self) -> EventView {
-        EventView {
-            phase: self.phase.as_str(),
-            wall: self.wall(),
-            elapsed: self.elapsed(),
-            attempt: self.attempt,
-            detail: self.detail.clone(),
-        }
-    }
 }
 
 #[cfg(test)]

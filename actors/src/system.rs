@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::lifecycle::{Classify, HistorySink, LifecycleLogger};
+use crate::lifecycle::{Classify, HistorySink, LifecycleLogger, SinkTo};
 use crate::metrics::{Metrics, SessionMetrics};
 use crate::provider::Provider;
 use crate::settings::{ActorSettings, Prices};
@@ -104,22 +104,31 @@ impl ActorSystem {
             .metrics
             .enabled
             .then(|| SessionMetrics::new(metrics.clone(), settings));
-        let sink = writer.map(|w| HistorySink::new(w.clone().recipient(), w.recipient()));
+        let history_sink = writer.map(|w| HistorySink::new(w.clone().recipient(), w.recipient()));
         let logger = LifecycleLogger::new(
             &settings.lifecycle,
             classify,
             metrics.clone(),
             counting,
-            sink,
-        )
-        .start();
+            history_sink,
+        );
+        let readers = logger.readers();
+        let logger = logger.start();
+        let sink = Arc::new(SinkTo {
+            began: logger.clone().recipient(),
+            ended: logger.clone().recipient(),
+            happened: logger.clone().recipient(),
+            readers,
+            max_events: settings.lifecycle.max_events_per_session,
+        });
         let mut providers = HashMap::new();
         for (name, provider) in &settings.providers {
             let actor = Provider::new(name, provider)?;
             let health = actor.health();
             providers.insert(name.clone(), (actor.start(), health));
         }
-        let supervisor = Supervisor::new(settings, providers, logger.clone()).start();
+        let recent = logger.clone().recipient();
+        let supervisor = Supervisor::new(settings, providers, sink, recent).start();
         let draining = Arc::new(AtomicBool::new(false));
         let shutdown = Shutdown::new(
             settings.shutdown.clone(),

@@ -1,98 +1,124 @@
 //! How a session (and the provider call it makes) records its phases.
+//!
+//! The recorder keeps the session's timeline itself ([`Progress`]): a phase
+//! is pushed under a lock only the session's own thread takes on the
+//! request path, and written to the log at once. The lifecycle logger hears
+//! from a session twice — [`Began`] when it arrives (so its open row can be
+//! written, and a crash can be told apart), [`Ended`] when it ends (its
+//! record, for history and metrics) — and for each event only while someone
+//! reads the live event stream ([`Happened`]).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use actix::Recipient;
 
-use super::Record;
+use super::progress::Progress;
+use super::{Began, Ended, Happened};
 use crate::error::GatewayError;
 use crate::meta::SessionMeta;
 use crate::outcome::{Ending, Outcome};
-use crate::phase::{AttemptResult, Extra, Phase, PhaseEvent};
+use crate::phase::{AttemptResult, EventView, Extra, Phase, PhaseEvent};
+use crate::record::SessionRecord;
 use crate::transcript::Transcript;
 use crate::usage::Usage;
 
-/// Records one session's phases, fire-and-forget.
-///
-/// Cheap to clone; every clone records for the same session. It also knows
-/// whether a provider attempt is open, so an aborted call still gets its
-/// PROVIDER_CALL_END, and gathers the token usage the provider reports, so
-/// the terminal event carries it.
-#[derive(Clone)]
-pub struct Recorder {
+/// Where recorders report: the logger's mailboxes, and how many live event
+/// readers there are (so events are sent one by one only while someone
+/// reads). Shared by every recorder (an `Arc`: cloning three mailbox
+/// senders per session showed in profiles).
+pub type Sink = Arc<SinkTo>;
+
+/// What a [`Sink`] holds.
+pub struct SinkTo {
+    /// Sessions that arrive.
+    pub began: Recipient<Began>,
+    /// Sessions that end.
+    pub ended: Recipient<Ended>,
+    /// Single events, for live readers.
+    pub happened: Recipient<Happened>,
+    /// Live readers now (kept by the logger).
+    pub readers: Arc<AtomicUsize>,
+    /// `lifecycle.max_events_per_session`.
+    pub max_events: usize,
+}
+
+/// A session's recorder and what it has recorded.
+struct Inner {
     /// Who the events are about.
     meta: Arc<SessionMeta>,
-    /// Where they go.
-    logger: Recipient<Record>,
-    /// The attempt whose PROVIDER_CALL_START has no END yet (0: none).
-    open_attempt: Arc<AtomicU32>,
-    /// Attempts made so far, across retries and fallbacks.
-    attempts: Arc<AtomicU32>,
-    /// Set when the first streamed chunk arrived.
-    first_token: Arc<AtomicBool>,
-    /// Tokens reported so far; locked only when a report is found.
-    usage: Arc<Mutex<Usage>>,
-    /// The prompt and answer text, when `history.record_prompts` is on.
-    transcript: Option<Arc<Mutex<Transcript>>>,
+    /// Where it reports.
+    sink: Sink,
+    /// Its record so far.
+    progress: Mutex<Progress>,
 }
+
+/// Records one session's phases. Cheap to clone; every clone records for
+/// the same session. It also knows whether a provider attempt is open, so an
+/// aborted call still gets its PROVIDER_CALL_END, and gathers the token
+/// usage the provider reports.
+#[derive(Clone)]
+pub struct Recorder(Arc<Inner>);
 
 impl Recorder {
     /// A recorder for the session described by `meta`.
-    pub fn new(meta: Arc<SessionMeta>, logger: Recipient<Record>) -> Self {
-        Self {
+    pub fn new(meta: Arc<SessionMeta>, sink: Sink) -> Self {
+        let route = meta.route();
+        let progress = Progress {
+            events: Vec::with_capacity(8),
+            first_model: (!route.provider.is_empty()).then_some(route.model),
+            ..Progress::default()
+        };
+        Self(Arc::new(Inner {
             meta,
-            logger,
-            open_attempt: Arc::new(AtomicU32::new(0)),
-            attempts: Arc::new(AtomicU32::new(0)),
-            first_token: Arc::new(AtomicBool::new(false)),
-            usage: Arc::default(),
-            transcript: None,
-        }
+            sink,
+            progress: Mutex::new(progress),
+        }))
     }
 
     /// The same, also keeping the session's prompt and answer text.
-    pub fn transcribing(mut self, transcript: Transcript) -> Self {
-        self.transcript = Some(Arc::new(Mutex::new(transcript)));
+    pub fn transcribing(self, transcript: Transcript) -> Self {
+        self.progress().transcript = Some(transcript);
         self
-    }
-
-    /// Adds answer text to the transcript, if one is kept: a whole body
-    /// (`stream` false) or streamed events.
-    pub fn transcribe(&self, bytes: &[u8], stream: bool) {
-        if let Some(transcript) = &self.transcript {
-            let mut transcript = transcript.lock().unwrap_or_else(PoisonError::into_inner);
-            match stream {
-                true => transcript.events(bytes),
-                false => transcript.body(bytes),
-            }
-        }
     }
 
     /// The session this recorder is for.
     pub fn meta(&self) -> &Arc<SessionMeta> {
-        &self.meta
+        &self.0.meta
+    }
+
+    fn progress(&self) -> MutexGuard<'_, Progress> {
+        self.0
+            .progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records RECEIVED at `at` (taken when the request arrived) and tells
+    /// the logger a session began.
+    pub fn received(&self, at: Instant) {
+        self.push(Phase::Received, at, 0, None, Extra::None);
+        self.0.sink.began.do_send(Began(self.clone()));
     }
 
     /// Records `phase` now. Terminal phases go through [`Recorder::end`].
     pub fn record(&self, phase: Phase, detail: Option<Arc<str>>) {
         debug_assert!(!phase.is_terminal(), "{phase:?} must be recorded by end()");
-        self.send(phase, Instant::now(), 0, detail, Extra::None);
-    }
-
-    /// Records `phase` at `at` (used for RECEIVED, taken when the request arrived).
-    pub fn record_at(&self, phase: Phase, at: Instant, detail: Option<Arc<str>>) {
-        self.send(phase, at, 0, detail, Extra::None);
+        self.push(phase, Instant::now(), 0, detail, Extra::None);
     }
 
     /// A provider attempt begins; returns its number (1 for the first of
     /// the session, counting retries and fallbacks).
     pub fn attempt_started(&self) -> u32 {
-        let attempt = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
-        self.open_attempt.store(attempt, Ordering::Relaxed);
-        let detail = Some(Arc::from(self.meta.route().to_string()));
-        self.send(
+        let attempt = {
+            let mut progress = self.progress();
+            progress.attempts += 1;
+            progress.open_attempt = progress.attempts;
+            progress.attempts
+        };
+        let detail = Some(Arc::from(self.0.meta.route().to_string()));
+        self.push(
             Phase::ProviderCallStart,
             Instant::now(),
             attempt,
@@ -104,21 +130,29 @@ impl Recorder {
 
     /// Attempts made so far.
     pub fn attempts(&self) -> u32 {
-        self.attempts.load(Ordering::Relaxed)
+        self.progress().attempts
     }
 
     /// The open provider attempt ends, however it ended. Does nothing when no
     /// attempt is open, so callers on every exit path may call it.
     pub fn attempt_ended(&self, result: AttemptResult, detail: impl Into<Arc<str>>) {
-        let attempt = self.open_attempt.swap(0, Ordering::Relaxed);
+        let attempt = {
+            let mut progress = self.progress();
+            let attempt = std::mem::take(&mut progress.open_attempt);
+            if attempt != 0 {
+                progress
+                    .attempt_results
+                    .push((self.0.meta.route().provider, result));
+            }
+            attempt
+        };
         if attempt != 0 {
-            let detail = Some(detail.into());
             let extra = Extra::Attempt(result);
-            self.send(
+            self.push(
                 Phase::ProviderCallEnd,
                 Instant::now(),
                 attempt,
-                detail,
+                Some(detail.into()),
                 extra,
             );
         }
@@ -126,14 +160,13 @@ impl Recorder {
 
     /// Whether the first streamed chunk has arrived.
     pub fn first_token_seen(&self) -> bool {
-        self.first_token.load(Ordering::Relaxed)
+        self.progress().marks.first_token.is_some()
     }
 
     /// The first streamed chunk arrived.
     pub fn first_token(&self) {
-        self.first_token.store(true, Ordering::Relaxed);
-        let attempt = self.open_attempt.load(Ordering::Relaxed);
-        self.send(
+        let attempt = self.progress().open_attempt;
+        self.push(
             Phase::FirstToken,
             Instant::now(),
             attempt,
@@ -144,25 +177,41 @@ impl Recorder {
 
     /// The provider reported tokens (a later report completes an earlier one).
     pub fn add_usage(&self, usage: Usage) {
-        self.usage
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .merge(usage);
+        self.progress().usage.merge(usage);
+    }
+
+    /// Adds answer text to the transcript, if one is kept: a whole body
+    /// (`stream` false) or streamed events.
+    pub fn transcribe(&self, bytes: &[u8], stream: bool) {
+        if let Some(transcript) = &mut self.progress().transcript {
+            match stream {
+                true => transcript.events(bytes),
+                false => transcript.body(bytes),
+            }
+        }
     }
 
     /// Records the session's last phase and how it ended: COMPLETED without
     /// an error; else TIMEOUT, ERROR or CANCELLED for a session that was
     /// `allocated`, REJECTED (or CANCELLED) for a request that never was.
+    /// The logger is told, and writes it to history and the metrics.
     pub fn end(&self, allocated: bool, mut ending: Ending) {
         let phase = Outcome::phase_for(ending.error.as_ref(), allocated);
         let detail = ending.error.as_ref().map(|e| Arc::from(e.detail()));
-        ending.usage = *self.usage.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(transcript) = &self.transcript {
-            let transcript = transcript.lock().unwrap_or_else(PoisonError::into_inner);
-            ending.exchange = Some(Arc::new(transcript.exchange()));
+        {
+            let progress = self.progress();
+            ending.usage = progress.usage;
+            if let Some(transcript) = &progress.transcript {
+                ending.exchange = Some(Arc::new(transcript.exchange()));
+            }
         }
         let extra = Extra::Ended(Box::new(ending));
-        self.send(phase, Instant::now(), 0, detail, extra);
+        let at = Instant::now();
+        self.push(phase, at, 0, detail.clone(), Extra::None);
+        self.0.sink.ended.do_send(Ended {
+            recorder: self.clone(),
+            event: self.event(phase, at, 0, detail, extra),
+        });
     }
 
     /// [`Recorder::end`] for a request that failed with `error`.
@@ -174,7 +223,42 @@ impl Recorder {
         self.end(allocated, ending);
     }
 
-    fn send(
+    /// The session's record as it stands: the final one once it has ended.
+    pub fn snapshot(&self) -> SessionRecord {
+        let progress = self.progress();
+        match &progress.record {
+            Some(record) => SessionRecord::clone(record),
+            None => {
+                let events = progress.events.clone();
+                super::summary::record(&self.0.meta, events, progress.dropped_events, None)
+            }
+        }
+    }
+
+    /// The lock on the record, for the logger.
+    pub(super) fn lock(&self) -> MutexGuard<'_, Progress> {
+        self.progress()
+    }
+
+    fn event(
+        &self,
+        phase: Phase,
+        at: Instant,
+        attempt: u32,
+        detail: Option<Arc<str>>,
+        extra: Extra,
+    ) -> PhaseEvent {
+        PhaseEvent {
+            meta: self.0.meta.clone(),
+            phase,
+            at,
+            attempt,
+            detail,
+            extra,
+        }
+    }
+
+    fn push(
         &self,
         phase: Phase,
         at: Instant,
@@ -182,14 +266,22 @@ impl Recorder {
         detail: Option<Arc<str>>,
         extra: Extra,
     ) {
-        self.meta.phase.set(phase);
-        self.logger.do_send(Record(PhaseEvent {
-            meta: self.meta.clone(),
-            phase,
-            at,
+        let meta = &self.0.meta;
+        meta.phase.set(phase);
+        let elapsed = at.saturating_duration_since(meta.received_at);
+        let view = EventView {
+            phase: phase.as_str(),
+            wall: meta.received_wall + elapsed,
+            elapsed,
             attempt,
-            detail,
-            extra,
-        }));
+            detail: detail.clone(),
+        };
+        self.progress()
+            .push(view, phase, at, self.0.sink.max_events);
+        super::trace::trace(meta, phase, elapsed, attempt, detail.as_deref());
+        if self.0.sink.readers.load(Ordering::Relaxed) > 0 && !phase.is_terminal() {
+            let event = self.event(phase, at, attempt, detail, extra);
+            self.0.sink.happened.do_send(Happened(event));
+        }
     }
 }

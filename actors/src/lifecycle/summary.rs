@@ -1,5 +1,5 @@
-//! A timeline turned into what history and metrics keep of it: the session's
-//! record (open while it runs, whole once it ends) and its end summary.
+//! A session's progress turned into what history and metrics keep of it:
+//! its record (open while it runs, whole once it ends) and its end summary.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use crate::outcome::{Ending, Outcome};
 use crate::phase::{EventView, PhaseEvent};
 use crate::record::{EndRecord, SessionRecord};
 
-use super::timelines::Kept;
+use super::progress::Progress;
 
 /// Maps an error to the HTTP status and error code the client saw. Given by
 /// the daemon, which owns the one mapping from errors to the wire, so the
@@ -21,15 +21,15 @@ fn ms(duration: std::time::Duration) -> f64 {
     (duration.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// The end summary of `kept`, whose terminal event is `event`.
+/// The end summary of a session whose terminal event is `event`.
 pub fn end_record(
-    kept: &Kept,
+    progress: &Progress,
     event: &PhaseEvent,
     ending: &Ending,
     classify: Classify,
 ) -> EndRecord {
-    let marks = &kept.marks;
-    let received = kept.meta.received_at;
+    let marks = &progress.marks;
+    let received = event.meta.received_at;
     let wire = ending.error.as_ref().map(classify);
     let status = match (ending.answered, wire) {
         (false, Some((status, _))) => status,
@@ -40,7 +40,7 @@ pub fn end_record(
         status,
         error_code: wire.map(|(_, code)| Arc::from(code)),
         error: event.detail.clone(),
-        attempts: marks.attempts,
+        attempts: progress.attempts,
         queued_ms: ms(marks.queued),
         ttft_ms: marks
             .first_token
@@ -52,22 +52,12 @@ pub fn end_record(
     }
 }
 
-/// The record of `kept` as it stands (open until its end is set).
-pub fn record_of(kept: &Kept) -> SessionRecord {
-    record(
-        &kept.meta,
-        &kept.events,
-        kept.dropped_events,
-        kept.end.as_ref(),
-    )
-}
-
 /// The record of a session with these events so far.
 pub fn record(
     meta: &SessionMeta,
-    events: &[EventView],
+    events: Vec<EventView>,
     dropped_events: u32,
-    end: Option<&Arc<EndRecord>>,
+    end: Option<Arc<EndRecord>>,
 ) -> SessionRecord {
     let route = meta.route();
     let routed = !route.provider.is_empty();
@@ -82,25 +72,25 @@ pub fn record(
         stream: meta.stream,
         received_at: meta.received_wall,
         metadata: meta.metadata.clone(),
-        phases: events.to_vec(),
+        phases: events,
         dropped_events,
-        end: end.cloned(),
+        end,
     }
 }
 
 /// What the metrics count of an ended session.
 pub fn ended<'a>(
     record: &'a SessionRecord,
-    kept: &'a Kept,
+    progress: &'a Progress,
     end: &'a EndRecord,
     event: &'a PhaseEvent,
     ending: &'a Ending,
 ) -> Ended<'a> {
-    let marks = &kept.marks;
-    let received = kept.meta.received_at;
+    let marks = &progress.marks;
+    let received = event.meta.received_at;
     Ended {
         provider: record.provider.as_ref(),
-        request_model: kept.first_model.as_ref().or(record.model.as_ref()),
+        request_model: progress.first_model.as_ref().or(record.model.as_ref()),
         response_model: record.model.as_ref(),
         outcome: end.outcome,
         error: ending.error.as_ref(),

@@ -1,11 +1,20 @@
-//! One `tracing` event per phase: the daemon's log of sessions.
+//! One `tracing` event per phase: the daemon's log of sessions, written by
+//! the session's recorder as the phase happens.
 
-use crate::meta::duration_ms;
-use crate::phase::{Phase, PhaseEvent};
+use std::time::Duration;
 
-/// One `tracing` event per phase: the end of a session at `info` (or `warn`
-/// when it failed), the steps in between at `debug`.
-pub fn trace_event(event: &PhaseEvent) {
+use crate::meta::{SessionMeta, duration_ms};
+use crate::phase::Phase;
+
+/// Logs `phase` of the session `meta`: its end at `info` (or `warn` when it
+/// failed), the steps in between at `debug`.
+pub fn trace(
+    meta: &SessionMeta,
+    phase: Phase,
+    elapsed: Duration,
+    attempt: u32,
+    detail: Option<&str>,
+) {
     // Fields are only gathered for a level that is on: at the default level
     // most phases are not written, and reading the route takes a lock.
     macro_rules! emit {
@@ -13,24 +22,23 @@ pub fn trace_event(event: &PhaseEvent) {
             if !tracing::enabled!($tracing_level) {
                 return;
             }
-            let meta = &event.meta;
             let route = meta.route();
             tracing::$level!(
                 session_id = %meta.id,
                 request_id = %meta.request_id,
-                phase = event.phase.as_str(),
+                phase = phase.as_str(),
                 provider = &*route.provider,
                 model = &*route.model,
-                attempt = event.attempt,
-                elapsed_ms = duration_ms(event.elapsed()),
+                attempt,
+                elapsed_ms = duration_ms(elapsed),
                 uid = meta.peer.as_ref().map(|peer| peer.uid),
-                detail = event.detail.as_deref().unwrap_or(""),
+                detail = detail.unwrap_or(""),
                 "session {}",
-                event.phase.as_str()
+                phase.as_str()
             )
         }};
     }
-    match event.phase {
+    match phase {
         Phase::Timeout | Phase::Error => emit!(warn, tracing::Level::WARN),
         phase if phase.is_terminal() => emit!(info, tracing::Level::INFO),
         _ => emit!(debug, tracing::Level::DEBUG),

@@ -8,7 +8,7 @@
 //! first `max_models_per_provider` distinct names (the rest `_other`); a
 //! request that never reached a provider is counted under `_none`.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,10 +105,10 @@ impl SessionMetrics {
         Self {
             metrics,
             passthrough,
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             max_models: settings.metrics.max_models_per_provider,
-            routes: HashMap::new(),
-            attempts: HashMap::new(),
+            routes: HashMap::default(),
+            attempts: HashMap::default(),
             unrouted: None,
         }
     }

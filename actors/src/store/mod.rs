@@ -37,13 +37,13 @@ pub use write::Pruned;
 /// someone else the batch comes back, to be tried again later.
 #[derive(Message)]
 #[rtype(result = "Result<(), WriteFailed>")]
-pub struct WriteBatch(pub Vec<SessionRecord>);
+pub struct WriteBatch(pub Vec<Arc<SessionRecord>>);
 
 /// A batch that could not be written, and why.
 #[derive(Debug)]
 pub struct WriteFailed {
     /// The rows, untouched.
-    pub batch: Vec<SessionRecord>,
+    pub batch: Vec<Arc<SessionRecord>>,
     /// Why.
     pub error: StoreError,
 }

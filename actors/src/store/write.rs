@@ -5,6 +5,7 @@
 //! written open while it runs (so a crash leaves it to be found) and again,
 //! whole, when it ends. A finished row is never overwritten.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
@@ -34,7 +35,7 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE sessions.outcome IS NULL";
 
 /// Writes `batch` in one transaction.
-pub fn write_batch(conn: &mut Connection, batch: &[SessionRecord]) -> Result<(), StoreError> {
+pub fn write_batch(conn: &mut Connection, batch: &[Arc<SessionRecord>]) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     {
         let mut upsert = tx.prepare_cached(UPSERT)?;

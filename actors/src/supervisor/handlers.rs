@@ -14,9 +14,10 @@ use super::{
     WaitIdle,
 };
 use crate::error::{CancelReason, GatewayError};
-use crate::lifecycle::{Timeline, TimelineView};
+use crate::lifecycle::Recent;
 use crate::phase::Phase;
 use crate::provider::GetHealth;
+use crate::record::SessionRecord;
 use crate::session::{Cancel, SessionEnded};
 
 impl Handler<Submit> for Supervisor {
@@ -119,12 +120,26 @@ impl Handler<ListSessions> for Supervisor {
 }
 
 impl Handler<GetSession> for Supervisor {
-    type Result = ResponseFuture<Option<(TimelineView, bool)>>;
+    type Result = ResponseFuture<Option<(SessionRecord, bool)>>;
 
     fn handle(&mut self, GetSession(id): GetSession, _: &mut Self::Context) -> Self::Result {
-        let live = self.live.contains_key(&id) || self.admission.contains(id);
-        let timeline = self.timelines.send(Timeline(id));
-        Box::pin(async move { timeline.await.ok().flatten().map(|view| (view, live)) })
+        let recorder = match (self.live.get(&id), self.admission.get(id)) {
+            (Some(live), _) => Some(&live.recorder),
+            (None, Some(Pending::New(new))) => Some(&new.recorder),
+            _ => None,
+        };
+        if let Some(recorder) = recorder {
+            let record = recorder.snapshot();
+            return Box::pin(async move { Some((record, true)) });
+        }
+        let recent = self.recent.send(Recent(id));
+        Box::pin(async move {
+            recent
+                .await
+                .ok()
+                .flatten()
+                .map(|r| (SessionRecord::clone(&r), false))
+        })
     }
 }
 

@@ -31,10 +31,10 @@ use tokio::sync::oneshot;
 use crate::answer::{ClientGone, ReplyTx};
 use crate::error::{CancelReason, GatewayError};
 use crate::ids::{SessionId, SessionMap};
-use crate::lifecycle::{LifecycleLogger, Record, Recorder, Timeline, TimelineView};
+use crate::lifecycle::{Recent, Recorder, Sink};
 use crate::meta::{Received, Route, SessionMeta};
-use crate::phase::Phase;
 use crate::provider::{Health, Provider, ProviderHealth};
+use crate::record::SessionRecord;
 use crate::request::ChatRequest;
 use crate::session::Session;
 use crate::settings::{ActorSettings, ClientSettings, SessionSettings};
@@ -78,9 +78,9 @@ pub struct Reroute(pub SessionId);
 #[rtype(result = "Vec<SessionView>")]
 pub struct ListSessions;
 
-/// One session's timeline (live, queued or recent), and whether it is live.
+/// One session's record (live, queued or recent), and whether it is live.
 #[derive(Message)]
-#[rtype(result = "Option<(TimelineView, bool)>")]
+#[rtype(result = "Option<(SessionRecord, bool)>")]
 pub struct GetSession(pub SessionId);
 
 /// Cancels a live or queued session; answers whether there was one.
@@ -223,10 +223,10 @@ pub struct Supervisor {
     sweep: Option<SpawnHandle>,
     /// One limiter per calling uid (bounded: only allowed uids get here).
     client_limiters: HashMap<u32, DefaultDirectRateLimiter>,
-    /// Where phases are recorded.
-    records: Recipient<Record>,
-    /// Where timelines are kept, for admin answers.
-    timelines: Recipient<Timeline>,
+    /// Where recorders report.
+    sink: Sink,
+    /// Where recently finished sessions are kept, for admin answers.
+    recent: Recipient<Recent>,
     /// `history.max_record_bytes`, when prompts and answers are recorded.
     transcribe: Option<usize>,
     /// Running sessions.
@@ -239,11 +239,12 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// A supervisor routing to `providers` (started by the caller, with the
-    /// health cells they write).
+    /// health cells they write), its sessions recording to `sink`.
     pub fn new(
         settings: &ActorSettings,
         providers: HashMap<String, (Addr<Provider>, Arc<Health>)>,
-        logger: Addr<LifecycleLogger>,
+        sink: Sink,
+        recent: Recipient<Recent>,
     ) -> Self {
         let history = &settings.history;
         let transcribe =
@@ -270,8 +271,8 @@ impl Supervisor {
             expiry_timer: None,
             sweep: None,
             client_limiters: HashMap::new(),
-            records: logger.clone().recipient(),
-            timelines: logger.recipient(),
+            sink,
+            recent,
             transcribe,
             live: SessionMap::default(),
             draining: false,
@@ -340,8 +341,8 @@ impl Supervisor {
             model: requested.as_str().into(),
         };
         let meta = SessionMeta::new(received, requested.into(), route, false);
-        let recorder = Recorder::new(Arc::new(meta), self.records.clone());
-        recorder.record_at(Phase::Received, received.at, None);
+        let recorder = Recorder::new(Arc::new(meta), self.sink.clone());
+        recorder.received(received.at);
         recorder.end_with(false, error.clone());
     }
 

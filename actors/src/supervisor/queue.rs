@@ -66,12 +66,12 @@ impl Supervisor {
             request.stream(),
         )
         .with_metadata(request.metadata().cloned());
-        let recorder = Recorder::new(Arc::new(meta), self.records.clone());
+        let recorder = Recorder::new(Arc::new(meta), self.sink.clone());
         let recorder = match self.transcribe {
             Some(max) => recorder.transcribing(Transcript::new(&request, max)),
             None => recorder,
         };
-        recorder.record_at(Phase::Received, received.at, None);
+        recorder.received(received.at);
         let provider = target.route.provider.clone();
         let deadline = received.at + target.deadlines.total;
         let id = received.session_id;

@@ -40,9 +40,9 @@ pub async fn show(path: web::Path<String>, state: web::Data<AppState>) -> HttpRe
         return not_found(&path);
     };
     match state.actors.supervisor.send(GetSession(id)).await {
-        Ok(Some((timeline, live))) => {
-            let age = live.then(|| timeline.meta.age_ms());
-            HttpResponse::Ok().json(records::detail(&timeline.record(), live, age))
+        Ok(Some((session, live))) => {
+            let age = live.then(|| age_ms(session.received_at));
+            HttpResponse::Ok().json(records::detail(&session, live, age))
         }
         Ok(None) => stored(id, &path, &state).await,
         Err(_) => unavailable(),
@@ -140,6 +140,11 @@ fn summary(meta: &SessionMeta) -> Value {
         "client": meta.peer,
         "metadata": metadata,
     })
+}
+
+/// Milliseconds since `received` (a live session's age).
+fn age_ms(received: std::time::SystemTime) -> u64 {
+    received.elapsed().map_or(0, duration_ms)
 }
 
 fn not_found(id: &str) -> HttpResponse {
