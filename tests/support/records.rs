@@ -145,7 +145,7 @@ pub fn rows(path: &Path) -> Vec<StoredRow> {
     read_rows(path).unwrap_or_else(|e| panic!("reading the history file: {e}"))
 }
 
-/// `[[phase, elapsed_ms, attempt, detail], ...]`.
+/// `[[phase, elapsed_us, attempt, detail], ...]` (microseconds as stored).
 fn parse_phases(text: &str) -> Result<Vec<StoredPhase>, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let items = value.as_array().ok_or("not an array")?;
@@ -153,7 +153,7 @@ fn parse_phases(text: &str) -> Result<Vec<StoredPhase>, String> {
         .iter()
         .map(|item| {
             let phase = item[0].as_str().ok_or("no phase name")?.to_owned();
-            let elapsed_ms = item[1].as_f64().ok_or("no elapsed_ms")?;
+            let elapsed_ms = item[1].as_f64().ok_or("no elapsed_us")? / 1000.0;
             let attempt = item[2].as_i64().ok_or("no attempt")?;
             let detail = item[3].as_str().map(str::to_owned);
             Ok(StoredPhase {

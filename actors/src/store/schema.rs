@@ -7,7 +7,7 @@
 //! schema it does not know.
 //!
 //! One row per session. Its phase events are a JSON array in `phases`
-//! (`[phase, elapsed_ms, attempt, detail]` each), written with the row in one
+//! (`[phase, elapsed_us, attempt, detail]` each), written with the row in one
 //! statement instead of a row per event, which made a session's write about
 //! five times cheaper; the `events` view shows them as rows of (session,
 //! seq, phase, at, elapsed_ms, attempt, detail) for anyone using `sqlite3`.
@@ -56,8 +56,9 @@ SELECT s.id AS session,
        CAST(e.key AS INTEGER) + 1 AS seq,
        json_extract(e.value, '$[0]') AS phase,
        strftime('%Y-%m-%dT%H:%M:%fZ',
-                (s.received_at + json_extract(e.value, '$[1]')) / 1000.0, 'unixepoch') AS at,
-       json_extract(e.value, '$[1]') AS elapsed_ms,
+                (s.received_at + json_extract(e.value, '$[1]') / 1000.0) / 1000.0,
+                'unixepoch') AS at,
+       json_extract(e.value, '$[1]') / 1000.0 AS elapsed_ms,
        json_extract(e.value, '$[2]') AS attempt,
        json_extract(e.value, '$[3]') AS detail
 FROM sessions AS s, json_each(s.phases) AS e;
@@ -78,11 +79,6 @@ pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<u32, StoreE
     let found: u32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if found > known {
         return Err(StoreError::NewerSchema { found, known });
-    }
-    if found == 0 {
-        // Must be set before the first table exists; lets pruning give
-        // pages back to the file system instead of keeping them as free space.
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     }
     for (version, step) in migrations.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
@@ -152,7 +148,7 @@ mod tests {
         migrate(&mut conn, MIGRATIONS).expect("migrates");
         conn.execute(
             "INSERT INTO sessions (id, request_id, requested_model, priority, stream, received_at, phases)
-             VALUES ('s', 'r', 'm', 'normal', 0, 1000, '[[\"RECEIVED\",0,0,null],[\"COMPLETED\",2.5,0,\"ok\"]]')",
+             VALUES ('s', 'r', 'm', 'normal', 0, 1000, '[[\"RECEIVED\",0,0,null],[\"COMPLETED\",2500,0,\"ok\"]]')",
             [],
         )
         .expect("row");

@@ -50,7 +50,8 @@ pub fn write_batch(conn: &mut Connection, batch: &[Arc<SessionRecord>]) -> Resul
 /// Marks the sessions a crash left open as INTERRUPTED, ended at their last
 /// event seen; returns how many there were.
 pub fn recover(conn: &Connection) -> Result<usize, StoreError> {
-    let last = "COALESCE(json_extract(phases, '$[#-1][1]'), 0)";
+    let last_us = "COALESCE(json_extract(phases, '$[#-1][1]'), 0)";
+    let last = format!("({last_us} / 1000.0)");
     let sql = format!(
         "UPDATE sessions SET
             outcome = 'INTERRUPTED',
@@ -59,7 +60,7 @@ pub fn recover(conn: &Connection) -> Result<usize, StoreError> {
             duration_ms = {last},
             ended_at = received_at + CAST({last} AS INTEGER),
             attempts = COALESCE((SELECT max(json_extract(value, '$[2]')) FROM json_each(phases)), 0),
-            phases = json_insert(phases, '$[#]', json_array('INTERRUPTED', {last}, 0,
+            phases = json_insert(phases, '$[#]', json_array('INTERRUPTED', {last_us}, 0,
                 'the daemon stopped before the session ended'))
          WHERE outcome IS NULL"
     );
