@@ -70,10 +70,14 @@ pub struct ServerSettings {
     /// Largest request body accepted; larger ones get 413. 4 MiB holds a
     /// 1M-character context, which no configured model exceeds.
     pub max_body_bytes: usize,
-    /// HTTP worker threads. One serves everything on the actors' own thread
-    /// (no cross-thread hop per request); more add hops, use them only when
-    /// one core is saturated by HTTP parsing alone.
+    /// Shards: threads that each accept connections and serve them with
+    /// their own supervisor, sessions and provider connections, limits and
+    /// queue shared. 0 means one per core.
     pub workers: usize,
+    /// How long an idle keep-alive connection stays open, in milliseconds.
+    /// Clients reuse connections across requests seconds apart; a minute
+    /// avoids reconnects without holding dead ones long.
+    pub keep_alive_ms: u64,
     /// Users besides the daemon's own that may connect (by SO_PEERCRED uid);
     /// everyone else gets 403. The socket's mode is the first gate, this the
     /// second.
@@ -89,7 +93,8 @@ impl Default for ServerSettings {
             socket: None,
             socket_mode: 0o600,
             max_body_bytes: 4 * 1024 * 1024,
-            workers: 1,
+            workers: 0,
+            keep_alive_ms: 60_000,
             allowed_uids: Vec::new(),
             metrics_listen: None,
         }
@@ -97,6 +102,14 @@ impl Default for ServerSettings {
 }
 
 impl ServerSettings {
+    /// Shards to run: `workers`, or one per core when it is 0.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     /// The socket path in force.
     pub fn socket_path(&self) -> PathBuf {
         self.socket.clone().unwrap_or_else(default_socket_path)
@@ -172,8 +185,11 @@ impl Settings {
         if self.server.max_body_bytes == 0 {
             bail!("invalid settings: server.max_body_bytes must be greater than 0");
         }
-        if self.server.workers == 0 {
-            bail!("invalid settings: server.workers must be at least 1");
+        if self.server.workers > 256 {
+            bail!("invalid settings: server.workers must be at most 256 (0: one per core)");
+        }
+        if self.server.keep_alive_ms == 0 {
+            bail!("invalid settings: server.keep_alive_ms must be greater than 0");
         }
         if let Some(addr) = self.server.metrics_listen
             && !addr.ip().is_loopback()

@@ -30,6 +30,51 @@ impl fmt::Display for CancelReason {
     }
 }
 
+/// Which of a session's deadlines passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Deadline {
+    /// Arrival to the last byte of the answer (`timeout_ms`).
+    Total,
+    /// Connecting to the provider (`connect_timeout_ms`).
+    Connect,
+    /// Streams: the call to the first chunk (`first_token_timeout_ms`).
+    FirstToken,
+    /// Streams: the longest silence between chunks (`idle_timeout_ms`).
+    Idle,
+}
+
+impl Deadline {
+    /// Its name in messages and settings (`first_token`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Deadline::Total => "total",
+            Deadline::Connect => "connect",
+            Deadline::FirstToken => "first_token",
+            Deadline::Idle => "idle",
+        }
+    }
+
+    /// Whether another target of an alias may do better once it passed:
+    /// only when the provider could not even be reached; the others are
+    /// spent time a fallback cannot give back.
+    pub fn falls_back(self) -> bool {
+        matches!(self, Deadline::Connect)
+    }
+
+    /// Whether a client that asked for a stream learns of it as an SSE error
+    /// event, even before the stream began (so its SSE reader sees which
+    /// deadline passed); the total deadline is a plain 504 until then.
+    pub fn ends_a_stream_with_an_event(self) -> bool {
+        !matches!(self, Deadline::Total)
+    }
+}
+
+impl fmt::Display for Deadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Which capacity limit refused a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Overload {
@@ -77,8 +122,11 @@ pub enum GatewayError {
         /// The configured limit.
         limit: usize,
     },
-    /// The model names no configured provider, or a model that provider lacks.
-    #[error("{0}")]
+    /// The model names no configured provider, or a model that provider
+    /// lacks; holds the model as requested (shortened).
+    #[error(
+        "unknown model `{0}`: use `<provider>/<model>` with a configured provider, or an alias (see GET /v1/models)"
+    )]
     UnknownModel(String),
     /// The daemon is draining and takes no new work.
     #[error("the daemon is shutting down and takes no new requests")]
@@ -133,17 +181,36 @@ pub enum GatewayError {
         /// What went wrong (our words, not the provider's).
         reason: String,
     },
+    /// Every target of an alias failed or was skipped.
+    #[error("no target of the requested alias is left to try")]
+    NoTargetLeft,
     /// A deadline passed before the answer was complete.
     #[error("the {which} deadline of {timeout_ms} ms passed")]
     Timeout {
-        /// Which deadline (`total`, later `first_token`, `idle`, ...).
-        which: &'static str,
+        /// Which deadline.
+        which: Deadline,
         /// Its length.
         timeout_ms: u64,
     },
     /// The session was cancelled before it could answer.
     #[error("session cancelled: {0}")]
     Cancelled(CancelReason),
+    /// No route has this path.
+    #[error("no route for {method} {path}")]
+    NoRoute {
+        /// The request's method.
+        method: String,
+        /// Its path (shortened).
+        path: String,
+    },
+    /// The path is a route, but not for this method.
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// The request's method.
+        method: String,
+        /// Its path.
+        path: String,
+    },
     /// An admin request named a session that is not live (or not known).
     #[error("no session {0}")]
     SessionNotFound(String),

@@ -26,7 +26,9 @@
 //! - [`settings`]: plain settings structs.
 //! - [`system`]: starts all of the above together.
 
+pub mod admission;
 pub mod answer;
+pub mod body;
 pub mod error;
 pub mod ids;
 pub mod lifecycle;

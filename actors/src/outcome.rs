@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn a_request_that_never_started_is_rejected_unless_cancelled() {
         let timeout = GatewayError::Timeout {
-            which: "total",
+            which: crate::error::Deadline::Total,
             timeout_ms: 1,
         };
         assert_eq!(Outcome::phase_for(Some(&timeout), true), Phase::Timeout);

@@ -1,25 +1,26 @@
 //! The shutdown actor: the drain protocol.
 //!
-//! On SIGTERM, SIGINT or [`Drain`] (from `POST /admin/drain`) it tells the
-//! supervisor to stop admitting, waits until no session is live or
+//! On SIGTERM, SIGINT or [`Drain`] (from `POST /admin/drain`) it tells every
+//! shard's supervisor to stop admitting, waits until no session is live or
 //! `drain_timeout_ms` has passed, cancels whatever is left (a second signal
-//! cancels at once), flushes the lifecycle logger, and then hands a
-//! [`DrainReport`] to whoever started the system — the daemon, which closes
-//! its socket and exits.
+//! cancels at once), flushes every lifecycle logger (so history holds every
+//! request), and then hands a [`DrainReport`] to whoever started the system
+//! — the daemon, which closes its socket and exits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures_util::future::join_all;
 use futures_util::stream;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, oneshot};
 
 use crate::error::CancelReason;
-use crate::lifecycle::{Flush, LifecycleLogger};
+use crate::lifecycle::Flush;
 use crate::settings::ShutdownSettings;
-use crate::supervisor::{BeginDrain, CancelAll, Supervisor, WaitIdle};
+use crate::supervisor::{BeginDrain, CancelAll, WaitIdle};
 
 /// Begins a graceful shutdown; answers whether this call began it.
 #[derive(Message)]
@@ -62,14 +63,25 @@ const CANCEL_GRACE: Duration = Duration::from_secs(2);
 /// locked by another process or on a stalled disk.
 const FLUSH_GRACE: Duration = Duration::from_secs(10);
 
+/// How the shutdown actor reaches one shard.
+#[derive(Clone)]
+pub struct ShardDrain {
+    /// Its supervisor stops admitting.
+    pub begin: Recipient<BeginDrain>,
+    /// … says when it is idle.
+    pub idle: Recipient<WaitIdle>,
+    /// … cancels what is left.
+    pub cancel: Recipient<CancelAll>,
+    /// Its logger writes what it has.
+    pub flush: Recipient<Flush>,
+}
+
 /// Runs the drain protocol once.
 pub struct Shutdown {
     /// The drain deadline.
     settings: ShutdownSettings,
-    /// Stops admitting, reports idleness, cancels.
-    supervisor: Addr<Supervisor>,
-    /// Flushed last.
-    logger: Addr<LifecycleLogger>,
+    /// Every shard.
+    shards: Vec<ShardDrain>,
     /// Where the report goes; taken when the drain ends.
     on_drained: Option<oneshot::Sender<DrainReport>>,
     /// Set once a drain has begun; shared with the HTTP layer.
@@ -82,15 +94,13 @@ impl Shutdown {
     /// A shutdown actor that reports to `on_drained`.
     pub fn new(
         settings: ShutdownSettings,
-        supervisor: Addr<Supervisor>,
-        logger: Addr<LifecycleLogger>,
+        shards: Vec<ShardDrain>,
         on_drained: oneshot::Sender<DrainReport>,
         draining: Arc<AtomicBool>,
     ) -> Self {
         Self {
             settings,
-            supervisor,
-            logger,
+            shards,
             on_drained: Some(on_drained),
             draining,
             force: Arc::new(Notify::new()),
@@ -108,8 +118,7 @@ impl Shutdown {
         );
         let run = drain(
             reason,
-            self.supervisor.clone(),
-            self.logger.clone(),
+            self.shards.clone(),
             self.settings.drain_timeout(),
             self.force.clone(),
         );
@@ -142,28 +151,28 @@ impl Shutdown {
 /// The protocol itself, outside the actor so its mailbox stays free.
 async fn drain(
     reason: DrainReason,
-    supervisor: Addr<Supervisor>,
-    logger: Addr<LifecycleLogger>,
+    shards: Vec<ShardDrain>,
     timeout: Duration,
     force: Arc<Notify>,
 ) -> DrainReport {
     let began = Instant::now();
-    let live_at_start = supervisor.send(BeginDrain).await.unwrap_or(0);
+    let counts = join_all(shards.iter().map(|s| s.begin.send(BeginDrain))).await;
+    let live_at_start = counts.into_iter().map(|n| n.unwrap_or(0)).sum();
+    let all_idle = || join_all(shards.iter().map(|s| s.idle.send(WaitIdle)));
     let finished = tokio::select! {
-        _ = supervisor.send(WaitIdle) => true,
+        _ = all_idle() => true,
         _ = tokio::time::sleep(timeout) => false,
         _ = force.notified() => false,
     };
     let mut cancelled = 0;
     if !finished {
-        cancelled = supervisor
-            .send(CancelAll(CancelReason::Shutdown))
-            .await
-            .unwrap_or(0);
-        let _ = tokio::time::timeout(CANCEL_GRACE, supervisor.send(WaitIdle)).await;
+        let cancel = CancelAll(CancelReason::Shutdown);
+        let counts = join_all(shards.iter().map(|s| s.cancel.send(CancelAll(cancel.0)))).await;
+        cancelled = counts.into_iter().map(|n| n.unwrap_or(0)).sum();
+        let _ = tokio::time::timeout(CANCEL_GRACE, all_idle()).await;
     }
-    let flushed = tokio::time::timeout(FLUSH_GRACE, logger.send(Flush)).await;
-    if flushed.is_err() {
+    let flushed = join_all(shards.iter().map(|s| s.flush.send(Flush)));
+    if tokio::time::timeout(FLUSH_GRACE, flushed).await.is_err() {
         tracing::error!(
             grace_ms = FLUSH_GRACE.as_millis() as u64,
             "the history file could not be written before exit; the last sessions are not in it"

@@ -1,11 +1,13 @@
-//! Starting the actor system: the history store, providers, logger,
-//! supervisor, shutdown.
+//! Starting the actor system: what every shard shares ([`Common`]: capacity
+//! and rate limits, provider health, metrics, the history store), then one
+//! [`Shard`] per worker thread, then the shutdown actor over all of them.
 //!
-//! The async actors start on the arbiter of the calling thread. The daemon
-//! calls [`ActorSystem::start`] on the thread that serves HTTP, so a
-//! request's path — handler, supervisor, session, provider call, answer —
-//! never crosses a thread: every hop between threads costs a wake-up. The
-//! store runs on threads of its own (`SyncArbiter`), since SQLite blocks.
+//! A shard's actors — its supervisor, logger, sessions and provider actors —
+//! start on the arbiter of the thread that calls [`Shard::start`], and the
+//! daemon serves HTTP on that same thread, so a request's path (handler,
+//! supervisor, session, provider call, answer) never crosses a thread:
+//! every hop between threads costs a wake-up. The store runs on threads of
+//! its own (`SyncArbiter`), since SQLite blocks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,17 +18,17 @@ use tokio::sync::oneshot;
 
 use crate::lifecycle::{Classify, HistorySink, LifecycleLogger, SinkTo};
 use crate::metrics::{Metrics, SessionMetrics};
-use crate::provider::Provider;
+use crate::provider::{Health, Provider};
 use crate::settings::{ActorSettings, Prices};
-use crate::shutdown::{DrainReport, Shutdown};
+use crate::shutdown::{DrainReport, ShardDrain, Shutdown};
 use crate::store::{self, Store};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Shared, Supervisor};
 
 /// Threads answering history queries: two, so a slow usage query over a big
 /// file does not hold up a session lookup behind it.
 const STORE_READERS: usize = 2;
 
-/// What [`ActorSystem::check`] made ready, for [`ActorSystem::start`].
+/// What [`ActorSystem::check`] made ready, for [`Common::start`].
 #[derive(Debug)]
 pub struct Checked {
     /// The history file, migrated and locked for this daemon (if enabled).
@@ -41,27 +43,52 @@ impl Checked {
     }
 }
 
-/// Addresses of the running actors the daemon talks to.
-#[derive(Clone)]
-pub struct ActorSystem {
-    /// Requests and admin messages.
-    pub supervisor: Addr<Supervisor>,
-    /// `POST /admin/drain`.
-    pub shutdown: Addr<Shutdown>,
-    /// Live event readers subscribe here.
-    pub logger: Addr<LifecycleLogger>,
-    /// History queries, when history is enabled.
-    pub history: Option<Addr<Store>>,
+/// What every shard shares.
+pub struct Common {
+    /// The settings the actors were started with.
+    pub settings: ActorSettings,
+    /// Capacity and rate limits.
+    shared: Shared,
+    /// Each provider's health, shared by its actors on every shard.
+    healths: HashMap<String, Arc<Health>>,
     /// The metrics registry, for `GET /metrics`.
     pub metrics: Arc<Metrics>,
+    /// The store's writer, when history is enabled.
+    writer: Option<Addr<Store>>,
+    /// History queries, when history is enabled.
+    pub history: Option<Addr<Store>>,
     /// Model prices, for usage costs.
     pub prices: Arc<Prices>,
     /// Set when a drain begins, read on every answer without a message: the
     /// HTTP layer then closes each connection after its answer, so clients
     /// stop reusing them and no idle connection is left to close at the end.
     pub draining: Arc<AtomicBool>,
-    /// Holds the history file's lock for as long as the system runs.
-    _history: Option<Arc<store::Prepared>>,
+    /// Errors to statuses and codes, from the daemon.
+    classify: Classify,
+    /// Holds the history file's lock for as long as the daemon runs.
+    _history: Option<store::Prepared>,
+}
+
+/// One shard's actors, as the HTTP layer and the shutdown actor reach them.
+#[derive(Clone)]
+pub struct Shard {
+    /// Requests and admin messages.
+    pub supervisor: Addr<Supervisor>,
+    /// Live event readers subscribe here; recent sessions are kept here.
+    pub logger: Addr<LifecycleLogger>,
+}
+
+/// What the HTTP layer of one shard holds.
+#[derive(Clone)]
+pub struct ActorSystem {
+    /// This shard's actors.
+    pub local: Shard,
+    /// Every shard's, for admin answers that span them.
+    pub shards: Arc<[Shard]>,
+    /// `POST /admin/drain`.
+    pub shutdown: Addr<Shutdown>,
+    /// What the shards share.
+    pub common: Arc<Common>,
 }
 
 impl ActorSystem {
@@ -70,7 +97,7 @@ impl ActorSystem {
     /// makes the history file ready (or says why it cannot be used).
     pub fn check(settings: &ActorSettings) -> Result<Checked, String> {
         for (name, provider) in &settings.providers {
-            Provider::new(name, provider)?;
+            Provider::new(name, provider, Provider::health_for(provider))?;
         }
         let history = match settings.history.enabled {
             true => {
@@ -81,36 +108,78 @@ impl ActorSystem {
         Ok(Checked { history })
     }
 
-    /// Starts every actor on the current arbiter. `on_drained` receives the
-    /// report when a drain has finished; the caller then stops serving.
-    /// `classify` is the daemon's mapping of errors to statuses and codes,
-    /// for history and metrics.
-    pub fn start(
-        settings: &ActorSettings,
-        checked: Checked,
+    /// Starts the shutdown actor over `shards` on the current arbiter;
+    /// `on_drained` receives the report when a drain has finished.
+    pub fn start_shutdown(
+        common: &Common,
+        shards: &[Shard],
         on_drained: oneshot::Sender<DrainReport>,
-        classify: Classify,
-    ) -> Result<Self, String> {
+    ) -> Addr<Shutdown> {
+        let drains = shards
+            .iter()
+            .map(|shard| ShardDrain {
+                begin: shard.supervisor.clone().recipient(),
+                idle: shard.supervisor.clone().recipient(),
+                cancel: shard.supervisor.clone().recipient(),
+                flush: shard.logger.clone().recipient(),
+            })
+            .collect();
+        let settings = common.settings.shutdown.clone();
+        Shutdown::new(settings, drains, on_drained, common.draining.clone()).start()
+    }
+}
+
+impl Common {
+    /// Starts what every shard shares (the store's threads among them; call
+    /// it inside the actor system). `classify` is the daemon's mapping of
+    /// errors to statuses and codes, for history and metrics.
+    pub fn start(settings: &ActorSettings, checked: Checked, classify: Classify) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
-        let history = checked.history.map(Arc::new);
-        let (writer, reader) = match &history {
+        let (writer, history) = match &checked.history {
             Some(prepared) => {
                 let (writer, reader) = start_store(settings, &prepared.path, &metrics);
                 (Some(writer), Some(reader))
             }
             None => (None, None),
         };
+        let healths = settings
+            .providers
+            .iter()
+            .map(|(name, p)| (name.clone(), Provider::health_for(p)))
+            .collect();
+        Arc::new(Self {
+            settings: settings.clone(),
+            shared: Shared::new(settings),
+            healths,
+            metrics,
+            writer,
+            history,
+            prices: Arc::new(Prices::of(settings)),
+            draining: Arc::new(AtomicBool::new(false)),
+            classify,
+            _history: checked.history,
+        })
+    }
+}
+
+impl Shard {
+    /// Starts one shard's actors on the current arbiter.
+    pub fn start(common: &Common) -> Result<Self, String> {
+        let settings = &common.settings;
         let counting = settings
             .metrics
             .enabled
-            .then(|| SessionMetrics::new(metrics.clone(), settings));
-        let history_sink = writer.map(|w| HistorySink::new(w.clone().recipient(), w.recipient()));
+            .then(|| SessionMetrics::new(common.metrics.clone(), settings));
+        let history = common
+            .writer
+            .as_ref()
+            .map(|w| HistorySink::new(w.clone().recipient(), w.clone().recipient()));
         let logger = LifecycleLogger::new(
             &settings.lifecycle,
-            classify,
-            metrics.clone(),
+            common.classify,
+            common.metrics.clone(),
             counting,
-            history_sink,
+            history,
         );
         let readers = logger.readers();
         let logger = logger.start();
@@ -123,31 +192,14 @@ impl ActorSystem {
         });
         let mut providers = HashMap::new();
         for (name, provider) in &settings.providers {
-            let actor = Provider::new(name, provider)?;
-            let health = actor.health();
-            providers.insert(name.clone(), (actor.start(), health));
+            let health = common.healths[name].clone();
+            let actor = Provider::new(name, provider, health.clone())?.start();
+            providers.insert(name.clone(), (actor.recipient(), health));
         }
         let recent = logger.clone().recipient();
-        let supervisor = Supervisor::new(settings, providers, sink, recent).start();
-        let draining = Arc::new(AtomicBool::new(false));
-        let shutdown = Shutdown::new(
-            settings.shutdown.clone(),
-            supervisor.clone(),
-            logger.clone(),
-            on_drained,
-            draining.clone(),
-        )
-        .start();
-        Ok(Self {
-            supervisor,
-            shutdown,
-            logger,
-            history: reader,
-            metrics,
-            prices: Arc::new(Prices::of(settings)),
-            draining,
-            _history: history,
-        })
+        let shared = common.shared.clone();
+        let supervisor = Supervisor::new(settings, providers, shared, sink, recent).start();
+        Ok(Self { supervisor, logger })
     }
 }
 

@@ -4,13 +4,13 @@
 //! `{"error":{"message","type","code","param"}}`, so OpenAI SDKs raise the
 //! right exception; `Retry-After` where waiting helps.
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderValue, RETRY_AFTER};
-use actix_web::{HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
+use hyper::StatusCode;
+use hyper::header::{HeaderValue, RETRY_AFTER};
 use switchboard_actors::error::retry_after_secs;
 use switchboard_actors::{CancelReason, GatewayError};
 
+use super::http::{Answer, json_bytes};
 use super::ids::Ids;
 
 /// How an error looks on the wire.
@@ -31,6 +31,8 @@ pub fn wire(error: &GatewayError) -> WireError {
         E::BodyTooLarge { .. } => (413, "invalid_request_error", "request_too_large"),
         E::UnknownModel(_) => (404, "invalid_request_error", "model_not_found"),
         E::SessionNotFound(_) => (404, "invalid_request_error", "session_not_found"),
+        E::NoRoute { .. } => (404, "invalid_request_error", "not_found"),
+        E::MethodNotAllowed { .. } => (405, "invalid_request_error", "method_not_allowed"),
         E::HistoryUnavailable(_) => (503, "server_error", "history_unavailable"),
         E::Draining { .. } => (503, "server_error", "draining"),
         E::Overloaded { .. } => (503, "server_error", "overloaded"),
@@ -38,7 +40,9 @@ pub fn wire(error: &GatewayError) -> WireError {
         E::Forbidden(_) => (403, "permission_error", "forbidden"),
         E::MissingApiKey { .. } => (502, "authentication_error", "provider_api_key_missing"),
         E::ProviderStatus { .. } => (502, "upstream_error", "provider_error"),
-        E::ProviderFailed { .. } => (502, "upstream_error", "provider_unavailable"),
+        E::ProviderFailed { .. } | E::NoTargetLeft => {
+            (502, "upstream_error", "provider_unavailable")
+        }
         E::Timeout { .. } => (504, "timeout_error", "timeout"),
         E::Cancelled(CancelReason::Operator) => (503, "server_error", "session_cancelled"),
         E::Cancelled(CancelReason::Shutdown) => (503, "server_error", "shutting_down"),
@@ -80,26 +84,26 @@ pub fn body(error: &GatewayError) -> Bytes {
 }
 
 /// The full error answer, with the session's ids when there is a session.
-pub fn response(error: &GatewayError, ids: Option<&Ids>) -> HttpResponse {
+pub fn response(error: &GatewayError, ids: Option<&Ids>) -> Answer {
     shaped(wire(error).status, error, ids)
 }
 
 /// An error answer with `status` (for routes that are not actor errors: 404
 /// for an unknown path, 405 for a wrong method).
-pub fn shaped(status: StatusCode, error: &GatewayError, ids: Option<&Ids>) -> HttpResponse {
-    let mut builder = HttpResponseBuilder::new(status);
+pub fn shaped(status: StatusCode, error: &GatewayError, ids: Option<&Ids>) -> Answer {
+    let mut answer = json_bytes(status, body(error));
+    let headers = answer.headers_mut();
     if let Some(ids) = ids {
-        ids.apply(&mut builder);
+        ids.apply(headers);
     }
     if let Some(after) = error.retry_after() {
-        let seconds = retry_after_secs(&after);
-        builder.insert_header((RETRY_AFTER, HeaderValue::from(seconds)));
+        headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(&after)));
     }
     if matches!(error, GatewayError::Cancelled(CancelReason::Operator)) {
         // OpenAI SDKs retry 5xx unless told not to; an operator's cancel must stick.
-        builder.insert_header(("x-should-retry", "false"));
+        headers.insert("x-should-retry", HeaderValue::from_static("false"));
     }
-    builder.content_type("application/json").body(body(error))
+    answer
 }
 
 #[cfg(test)]
@@ -121,7 +125,7 @@ mod tests {
         );
         assert_eq!(
             status(GatewayError::Timeout {
-                which: "total",
+                which: switchboard_actors::error::Deadline::Total,
                 timeout_ms: 1
             }),
             504

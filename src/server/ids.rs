@@ -1,28 +1,33 @@
 //! The `x-session-id` / `x-request-id` headers every chat answer carries.
 
-use actix_web::HttpResponseBuilder;
+use hyper::HeaderMap;
+use hyper::header::HeaderValue;
 use switchboard_actors::meta::Received;
 
 /// A session's ids, ready to put on an answer.
 pub struct Ids {
     /// `x-session-id`.
-    session: String,
+    session: HeaderValue,
     /// `x-request-id`.
-    request: String,
+    request: HeaderValue,
 }
 
 impl Ids {
     /// The ids of `received`.
     pub fn of(received: &Received) -> Self {
+        // Both are made of safe characters (a UUID, or a caller's id that
+        // passed `RequestId::from_client`), so they are valid header values.
+        let value =
+            |text: String| HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("-"));
         Self {
-            session: received.session_id.to_string(),
-            request: received.request_id.to_string(),
+            session: value(received.session_id.to_string()),
+            request: value(received.request_id.to_string()),
         }
     }
 
     /// Adds the headers.
-    pub fn apply(&self, builder: &mut HttpResponseBuilder) {
-        builder.insert_header(("x-session-id", self.session.as_str()));
-        builder.insert_header(("x-request-id", self.request.as_str()));
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        headers.insert("x-session-id", self.session.clone());
+        headers.insert("x-request-id", self.request.clone());
     }
 }

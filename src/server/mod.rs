@@ -1,36 +1,37 @@
 //! The daemon: the socket, the HTTP server on it, and the actor system behind it.
 //!
-//! `run` claims the socket, starts actix-web on it and waits for the shutdown
-//! actor's drain report; then it stops serving, removes the socket and
-//! returns. The actors start on the HTTP worker's own arbiter (see
-//! [`LazyActors`]), so a request never crosses a thread.
+//! `run` claims the socket, makes the history file ready, starts what every
+//! shard shares, then `server.workers` shards: each is a thread (an actix
+//! arbiter) running a supervisor, a logger, provider actors, and its own
+//! accept loop on the shared listener, so a request is served — handler,
+//! supervisor, session, provider call, answer — on the thread that accepted
+//! its connection, never crossing to another. HTTP is hyper's HTTP/1.1
+//! server, straight on the Unix listener (see [`listen`]). When the shutdown
+//! actor reports the drain done, the shards stop accepting, their last
+//! answers are written, and `run` removes the socket and returns.
 
+mod body;
 mod error;
+mod http;
 mod ids;
+mod listen;
 mod peers;
 mod routes;
 mod socket;
 
-use std::future::{Future, ready};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::{App, HttpServer, web};
+use actix::Arbiter;
 use anyhow::Context as _;
 use bytes::Bytes;
-use futures_util::future::Either;
-use switchboard_actors::ids::RequestId;
-use switchboard_actors::meta::{Peer, Priority, Received};
+use switchboard_actors::ActorSystem;
 use switchboard_actors::settings::ActorSettings;
-use switchboard_actors::shutdown::DrainReport;
-use switchboard_actors::supervisor::Refused;
-use switchboard_actors::system::Checked;
-use switchboard_actors::{ActorSystem, GatewayError};
-use tokio::sync::oneshot;
+use switchboard_actors::system::{Checked, Common, Shard};
+use tokio::sync::{oneshot, watch};
 
 use crate::settings::Settings;
+pub use peers::Caller;
 use peers::PeerPolicy;
 use socket::OwnedSocket;
 
@@ -39,57 +40,34 @@ use socket::OwnedSocket;
 /// a local socket.
 const FINAL_WRITE_GRACE: Duration = Duration::from_secs(2);
 
-/// How long an idle keep-alive connection stays open. Clients reuse
-/// connections across requests seconds apart; a minute avoids reconnects.
-const KEEP_ALIVE: Duration = Duration::from_secs(60);
-
-/// What every handler can reach.
-pub struct AppState {
-    /// The actors.
+/// What every handler of one shard can reach.
+pub struct Ctx {
+    /// The actors: this shard's, every shard's, and what they share.
     actors: ActorSystem,
+    /// The daemon's fixed answers and limits.
+    app: Arc<App>,
+}
+
+/// What the HTTP layer is configured with, the same for every shard.
+pub struct App {
     /// `GET /v1/models`, encoded once.
     models: Bytes,
     /// `server.max_body_bytes`.
     max_body_bytes: usize,
     /// `sessions.metadata_max_bytes`.
     metadata_max_bytes: usize,
+    /// Who may connect.
+    policy: PeerPolicy,
+    /// How long connections may stay idle or take to send a request.
+    timeouts: listen::Timeouts,
 }
 
-/// Starts the actor system the first time an HTTP worker asks for it, on that
-/// worker's arbiter: with one worker (the default) the handler, supervisor,
-/// sessions and provider calls all share one thread.
-struct LazyActors {
-    /// The running system, once started.
-    system: OnceLock<ActorSystem>,
-    /// What to start it with.
-    settings: ActorSettings,
-    /// The history file made ready at start, taken by the start.
-    checked: Mutex<Option<Checked>>,
-    /// The drain report channel, taken by the start.
-    on_drained: Mutex<Option<oneshot::Sender<DrainReport>>>,
-}
-
-impl LazyActors {
-    fn get(&self) -> ActorSystem {
-        self.system
-            .get_or_init(|| {
-                let on_drained = self
-                    .on_drained
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .take()
-                    .unwrap_or_else(|| oneshot::channel().0);
-                let checked = self
-                    .checked
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .take()
-                    .expect("the actor system starts once");
-                ActorSystem::start(&self.settings, checked, on_drained, error::classify)
-                    .expect("providers were built once already at start")
-            })
-            .clone()
-    }
+/// The listeners the shards share.
+struct Listeners {
+    /// The Unix socket: the whole API.
+    socket: std::os::unix::net::UnixListener,
+    /// `server.metrics_listen`: `GET /metrics` alone.
+    metrics: Option<std::net::TcpListener>,
 }
 
 /// Runs the daemon until it has drained. Returns an error only if it could
@@ -102,14 +80,11 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     let checked =
         ActorSystem::check(&actor_settings).map_err(|message| anyhow::anyhow!(message))?;
     log_history(&actor_settings, &checked);
-    let listener = owned
+    let socket = owned
         .take_listener()
         .context("socket listener already taken")?;
     let metrics = bind_metrics(settings.server.metrics_listen)?;
-    let listeners = Listeners {
-        socket: listener,
-        metrics,
-    };
+    let listeners = Listeners { socket, metrics };
     let result = actix_rt::System::new().block_on(serve(
         settings,
         actor_settings,
@@ -138,14 +113,6 @@ fn log_history(settings: &ActorSettings, checked: &Checked) {
     }
 }
 
-/// The listeners the server takes.
-struct Listeners {
-    /// The Unix socket: the whole API.
-    socket: std::os::unix::net::UnixListener,
-    /// `server.metrics_listen`: `GET /metrics` alone.
-    metrics: Option<std::net::TcpListener>,
-}
-
 /// Binds `server.metrics_listen`, if set.
 fn bind_metrics(
     addr: Option<std::net::SocketAddr>,
@@ -158,6 +125,7 @@ fn bind_metrics(
     Ok(Some(listener))
 }
 
+/// Starts the shards and serves until the drain is done.
 async fn serve(
     settings: Settings,
     actor_settings: ActorSettings,
@@ -165,115 +133,92 @@ async fn serve(
     listeners: Listeners,
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
+    let common = Common::start(&actor_settings, checked, error::classify);
+    let workers = settings.server.worker_count();
+    let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+    let shards = start_shards(&arbiters, &common).await?;
     let (drained_tx, drained_rx) = oneshot::channel();
-    let lazy = Arc::new(LazyActors {
-        system: OnceLock::new(),
-        settings: actor_settings,
-        checked: Mutex::new(Some(checked)),
-        on_drained: Mutex::new(Some(drained_tx)),
-    });
-    let models = routes::models::catalogue(&settings);
-    let max_body_bytes = settings.server.max_body_bytes;
-    let metadata_max_bytes = settings.sessions.metadata_max_bytes;
+    let shutdown = ActorSystem::start_shutdown(&common, &shards, drained_tx);
     // SAFETY: getuid has no preconditions and cannot fail.
-    let policy = PeerPolicy::new(unsafe { libc::getuid() }, &settings.server.allowed_uids);
-    let server = HttpServer::new(move || {
-        let state = AppState {
-            actors: lazy.get(),
-            models: models.clone(),
-            max_body_bytes,
-            metadata_max_bytes,
+    let own_uid = unsafe { libc::getuid() };
+    let app = Arc::new(App {
+        models: routes::models::catalogue(&settings),
+        max_body_bytes: settings.server.max_body_bytes,
+        metadata_max_bytes: settings.sessions.metadata_max_bytes,
+        policy: PeerPolicy::new(own_uid, &settings.server.allowed_uids),
+        timeouts: listen::Timeouts::of(&settings.server),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut served = Vec::new();
+    for (arbiter, local) in arbiters.iter().zip(shards.iter()) {
+        let actors = ActorSystem {
+            local: local.clone(),
+            shards: shards.clone(),
+            shutdown: shutdown.clone(),
+            common: common.clone(),
         };
-        App::new()
-            .app_data(web::Data::new(state))
-            .wrap_fn(refuse_unknown_peers)
-            .configure(routes::configure)
-    })
-    .workers(settings.server.workers)
-    .disable_signals()
-    .keep_alive(KEEP_ALIVE)
-    .h1_allow_half_closed(false)
-    .shutdown_timeout(FINAL_WRITE_GRACE.as_secs())
-    .on_connect(move |connection, extensions| policy.on_connect(connection, extensions))
-    .listen_uds(listeners.socket)
-    .context("cannot serve on the socket")?;
-    let server = match listeners.metrics {
-        Some(tcp) => server
-            .listen(tcp)
-            .context("cannot serve server.metrics_listen")?,
-        None => server,
+        let cx = Ctx {
+            actors,
+            app: app.clone(),
+        };
+        let listeners = listen::Shared::clone_from(&listeners.socket, listeners.metrics.as_ref())?;
+        let (done_tx, done_rx) = oneshot::channel();
+        let stop = stop_rx.clone();
+        // The future holds `Rc`s (it never leaves its thread): it is made
+        // on the arbiter's thread and spawned there.
+        arbiter.spawn_fn(move || {
+            actix_rt::spawn(async move {
+                listen::serve(listeners, cx, stop).await;
+                let _ = done_tx.send(());
+            });
+        });
+        served.push(done_rx);
     }
-    .run();
-    let handle = server.handle();
-    let mut serving = actix_rt::spawn(server);
-    tracing::info!(socket = %path.display(), pid = std::process::id(), "switchboard is listening");
-    tokio::select! {
-        report = drained_rx => {
-            if let Ok(report) = report {
-                tracing::info!(
-                    reason = ?report.reason,
-                    live_at_start = report.live_at_start,
-                    cancelled = report.cancelled,
-                    took_ms = report.took.as_millis() as u64,
-                    "drained"
-                );
-            }
-            let stopping = std::time::Instant::now();
-            handle.stop(true).await;
-            let _ = serving.await;
-            tracing::info!(took_ms = stopping.elapsed().as_millis() as u64, "server stopped");
-        }
-        result = &mut serving => {
-            result.context("the HTTP server panicked")?.context("the HTTP server failed")?;
-        }
+    tracing::info!(
+        socket = %path.display(),
+        pid = std::process::id(),
+        workers,
+        "switchboard is listening"
+    );
+    if let Ok(report) = drained_rx.await {
+        tracing::info!(
+            reason = ?report.reason,
+            live_at_start = report.live_at_start,
+            cancelled = report.cancelled,
+            took_ms = report.took.as_millis() as u64,
+            "drained"
+        );
     }
+    let stopping = std::time::Instant::now();
+    let _ = stop_tx.send(true);
+    let all_done = futures_util::future::join_all(served);
+    let _ = tokio::time::timeout(FINAL_WRITE_GRACE, all_done).await;
+    for arbiter in arbiters {
+        arbiter.stop();
+        let _ = arbiter.join();
+    }
+    tracing::info!(
+        took_ms = stopping.elapsed().as_millis() as u64,
+        "server stopped"
+    );
     tracing::info!("switchboard stopped");
     Ok(())
 }
 
-/// Answers 403 on connections from users that may not use the daemon (see
-/// [`peers`]), and recording it when it was an API request; serves only
-/// `GET /metrics` on the metrics listener; everyone else goes on to the routes.
-fn refuse_unknown_peers<S, B>(
-    req: ServiceRequest,
-    service: &S,
-) -> impl Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>> + use<S, B>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    if req.conn_data::<peers::MetricsOnly>().is_some() && req.path() != "/metrics" {
-        let message = format!("only GET /metrics is served here, not {}", req.path());
-        let error = GatewayError::bad_request(message, None);
-        let response = error::shaped(actix_web::http::StatusCode::NOT_FOUND, &error, None);
-        return Either::Right(ready(Ok(req.into_response(response).map_into_right_body())));
+/// Starts one shard's actors on each arbiter.
+async fn start_shards(arbiters: &[Arbiter], common: &Arc<Common>) -> anyhow::Result<Arc<[Shard]>> {
+    let mut shards = Vec::with_capacity(arbiters.len());
+    for arbiter in arbiters {
+        let (tx, rx) = oneshot::channel();
+        let common = common.clone();
+        arbiter.spawn_fn(move || {
+            let _ = tx.send(Shard::start(&common));
+        });
+        let shard = rx
+            .await
+            .context("a shard's thread stopped while starting")?
+            .map_err(|message| anyhow::anyhow!(message))?;
+        shards.push(shard);
     }
-    if req.conn_data::<peers::Refused>().is_some() {
-        let response = refuse(&req);
-        let refused = req.into_response(response).map_into_right_body();
-        return Either::Right(ready(Ok(refused)));
-    }
-    let call = service.call(req);
-    Either::Left(async move { call.await.map(ServiceResponse::map_into_left_body) })
-}
-
-/// The 403 for a refused peer. An API request is recorded as REJECTED, so
-/// history and metrics show who was turned away.
-fn refuse(req: &ServiceRequest) -> actix_web::HttpResponse {
-    let error = peers::forbidden();
-    let state = req.app_data::<web::Data<AppState>>();
-    let (Some(state), true) = (state, req.path().starts_with("/v1/")) else {
-        return error::response(&error, None);
-    };
-    let header = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok());
-    let request_id = RequestId::from_client_or_generate(header);
-    let peer = req.conn_data::<Peer>().cloned();
-    let received = Received::now(request_id, peer, Priority::default());
-    let ids = ids::Ids::of(&received);
-    let response = error::response(&error, Some(&ids));
-    state.actors.supervisor.do_send(Refused { received, error });
-    response
+    Ok(shards.into())
 }

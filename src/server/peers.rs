@@ -3,10 +3,8 @@
 //! `[server] allowed_uids`. The socket file's mode is the first gate; this is
 //! the second, for sockets opened wider than 0600.
 
-use std::any::Any;
 use std::sync::Arc;
 
-use actix_web::dev::Extensions;
 use switchboard_actors::GatewayError;
 use switchboard_actors::meta::Peer;
 
@@ -17,15 +15,26 @@ pub struct PeerPolicy {
     allowed: Arc<[u32]>,
 }
 
-/// Stored in a connection's extensions when its peer may not use the daemon.
-#[derive(Clone, Copy, Debug)]
-pub struct Refused;
+/// Who is on the other end of a connection, and what it may do.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The peer, when the socket could tell.
+    pub peer: Option<Peer>,
+    /// What it may reach.
+    pub access: Access,
+}
 
-/// Stored in a connection's extensions when it came in on the loopback
-/// metrics listener (`server.metrics_listen`): only `GET /metrics` is served
-/// there, to anyone who can reach the port.
-#[derive(Clone, Copy, Debug)]
-pub struct MetricsOnly;
+/// What a connection may reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Everything: an allowed user on the Unix socket.
+    Full,
+    /// Nothing: a user that may not use the daemon (403 on every route).
+    Refused,
+    /// `GET /metrics` alone: the loopback metrics listener
+    /// (`server.metrics_listen`), reachable by anyone on the machine.
+    MetricsOnly,
+}
 
 impl PeerPolicy {
     /// Allows `own` and `others`.
@@ -43,34 +52,29 @@ impl PeerPolicy {
         peer.is_some_and(|peer| self.allowed.contains(&peer.uid))
     }
 
-    /// Reads a new connection's peer credentials, keeps them for phase events
-    /// and admin answers, and marks (and logs, once) a peer that is refused.
-    pub fn on_connect(&self, connection: &dyn Any, extensions: &mut Extensions) {
-        if connection.is::<tokio::net::TcpStream>() {
-            extensions.insert(MetricsOnly);
-            return;
-        }
-        let peer = connection
-            .downcast_ref::<tokio::net::UnixStream>()
-            .and_then(|stream| stream.peer_cred().ok())
-            .map(|credentials| Peer {
-                uid: credentials.uid(),
-                pid: credentials.pid(),
-                process: credentials.pid().and_then(process_name),
-            });
-        if !self.allows(peer.as_ref()) {
-            let uid = peer.as_ref().map(|p| p.uid);
-            let pid = peer.as_ref().and_then(|p| p.pid);
-            tracing::warn!(
-                ?uid,
-                ?pid,
-                "refusing a connection from a user that is not allowed (server.allowed_uids)"
-            );
-            extensions.insert(Refused);
-        }
-        if let Some(peer) = peer {
-            extensions.insert(peer);
-        }
+    /// Reads a new connection's peer credentials (and the process name),
+    /// keeps them for phase events and admin answers, and logs (once per
+    /// connection) a peer that is refused.
+    pub fn identify(&self, stream: &tokio::net::UnixStream) -> Caller {
+        let peer = stream.peer_cred().ok().map(|credentials| Peer {
+            uid: credentials.uid(),
+            pid: credentials.pid(),
+            process: credentials.pid().and_then(process_name),
+        });
+        let access = match self.allows(peer.as_ref()) {
+            true => Access::Full,
+            false => {
+                let uid = peer.as_ref().map(|p| p.uid);
+                let pid = peer.as_ref().and_then(|p| p.pid);
+                tracing::warn!(
+                    ?uid,
+                    ?pid,
+                    "refusing a connection from a user that is not allowed (server.allowed_uids)"
+                );
+                Access::Refused
+            }
+        };
+        Caller { peer, access }
     }
 }
 

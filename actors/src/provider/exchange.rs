@@ -7,14 +7,15 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt, stream};
 use reqwest::header::CONTENT_TYPE;
 
 use super::Upstream;
 use super::retry::{hinted_wait, retryable_status};
 use super::sse::EventSplitter;
-use crate::error::{GatewayError, truncate};
+use crate::body::Limited;
+use crate::error::{Deadline, GatewayError, truncate};
 
 /// How much of an error body is read to explain a failure.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -58,7 +59,7 @@ pub async fn exchange(
         if err.is_connect() && err.is_timeout() {
             let timeout_ms = u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX);
             let error = GatewayError::Timeout {
-                which: "connect",
+                which: Deadline::Connect,
                 timeout_ms,
             };
             return Failure {
@@ -110,25 +111,16 @@ pub async fn exchange(
 
 /// Reads a body of at most `max` bytes.
 pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Bytes, String> {
-    let length = response.content_length();
-    if length.is_some_and(|len| len > max as u64) {
-        return Err(format!("the answer is larger than {max} bytes"));
-    }
-    let mut body = BytesMut::new();
+    let too_large = |_| format!("the answer is larger than {max} bytes");
+    let mut body = Limited::new(max, response.content_length()).map_err(too_large)?;
     while let Some(chunk) = response
         .chunk()
         .await
         .map_err(|err| format!("reading the answer: {}", describe(&err)))?
     {
-        if body.len() + chunk.len() > max {
-            return Err(format!("the answer is larger than {max} bytes"));
-        }
-        if body.is_empty() && length == Some(chunk.len() as u64) {
-            return Ok(chunk); // the whole body in one piece: no copy
-        }
-        body.extend_from_slice(&chunk);
+        body.push(chunk).map_err(too_large)?;
     }
-    Ok(body.freeze())
+    Ok(body.finish())
 }
 
 /// The answer's complete events, as the provider framed them, ending before

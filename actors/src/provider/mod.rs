@@ -1,4 +1,4 @@
-//! The provider actor: one per configured provider.
+//! The provider actor: one per configured provider on each shard.
 //!
 //! A session sends [`Call`]; the handler builds the upstream request and
 //! returns it as an un-started future ([`CallFuture`]) that the *session*
@@ -6,13 +6,14 @@
 //! are in flight at once, and when a session ends (deadline, cancel, client
 //! gone) dropping its future really aborts the upstream request: the
 //! connection is closed (HTTP/1.1) or the stream reset (HTTP/2), never left
-//! running. The future retries what may pass and reports each attempt back
-//! ([`Attempted`]), so the actor keeps the provider's health: after
-//! `unhealthy_after` failures in a row it is skipped by fallbacks for
-//! `cooldown_ms`. [`GetHealth`] answers `GET /admin/providers`.
+//! running. The future retries what may pass and records each attempt's
+//! outcome on the provider's [`Health`] (shared by every shard), which marks
+//! the provider unhealthy after `unhealthy_after` failures in a row, so
+//! fallbacks skip it for `cooldown_ms`.
 //!
-//! The `openai` kind owns pooled `reqwest::Client`s; the `mock` kind answers
-//! in-process.
+//! The `openai` kind owns pooled `reqwest::Client`s (one pool per shard, so
+//! a connection is only ever driven by the thread that uses it); the `mock`
+//! kind answers in-process.
 
 mod exchange;
 mod health;
@@ -54,24 +55,8 @@ pub struct Call {
     pub connect_timeout: Duration,
 }
 
-/// How an attempt went, told by a running call to its provider.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub enum Attempted {
-    /// An answer came.
-    Succeeded,
-    /// It failed in a way that says something about the provider; the
-    /// sanitized detail.
-    Failed(String),
-}
-
-/// Asks for the provider's health, for `GET /admin/providers`.
-#[derive(Message)]
-#[rtype(result = "ProviderHealth")]
-pub struct GetHealth;
-
 /// A provider's health as admin answers show it.
-#[derive(Clone, Debug, MessageResponse)]
+#[derive(Clone, Debug)]
 pub struct ProviderHealth {
     /// Whether calls go to it (not in a cooldown).
     pub healthy: bool,
@@ -119,38 +104,37 @@ enum Backend {
     Mock(mock::Mock),
 }
 
-/// One configured provider.
+/// One configured provider (on one shard).
 pub struct Provider {
     /// Its configured name, for logs.
     name: Arc<str>,
     /// Its kind and what that kind needs (the pooled HTTP clients).
     backend: Backend,
-    /// Health others read.
-    health: Arc<Health>,
-    /// Its record of outcomes.
-    book: health::HealthBook,
 }
 
 impl Provider {
-    /// Builds the provider `name`; fails when its HTTP client cannot be made.
-    pub fn new(name: &str, settings: &ProviderSettings) -> Result<Self, String> {
+    /// Builds the provider `name`, recording attempts on `health`; fails
+    /// when its HTTP client cannot be made.
+    pub fn new(
+        name: &str,
+        settings: &ProviderSettings,
+        health: Arc<Health>,
+    ) -> Result<Self, String> {
         let name: Arc<str> = name.into();
         let backend = match settings.kind {
-            ProviderKind::Openai => Backend::Openai(openai::Openai::new(name.clone(), settings)?),
+            ProviderKind::Openai => {
+                Backend::Openai(openai::Openai::new(name.clone(), settings, health)?)
+            }
             ProviderKind::Mock => Backend::Mock(mock::Mock::new(name.clone(), settings)),
         };
-        let cooldown = Duration::from_millis(settings.cooldown_ms);
-        Ok(Self {
-            name,
-            backend,
-            health: Arc::default(),
-            book: health::HealthBook::new(settings.unhealthy_after, cooldown),
-        })
+        Ok(Self { name, backend })
     }
 
-    /// The health cell the supervisor reads.
-    pub fn health(&self) -> Arc<Health> {
-        self.health.clone()
+    /// The health of provider `name` configured with `settings`, to share
+    /// between its actors on every shard.
+    pub fn health_for(settings: &ProviderSettings) -> Arc<Health> {
+        let cooldown = Duration::from_millis(settings.cooldown_ms);
+        Arc::new(Health::new(settings.unhealthy_after, cooldown))
     }
 }
 
@@ -168,45 +152,10 @@ impl Actor for Provider {
 impl Handler<Call> for Provider {
     type Result = CallFuture;
 
-    fn handle(&mut self, call: Call, ctx: &mut Self::Context) -> CallFuture {
+    fn handle(&mut self, call: Call, _: &mut Self::Context) -> CallFuture {
         match &self.backend {
-            Backend::Openai(backend) => backend.call(call, ctx.address()),
+            Backend::Openai(backend) => backend.call(call),
             Backend::Mock(backend) => backend.call(call),
-        }
-    }
-}
-
-impl Handler<Attempted> for Provider {
-    type Result = ();
-
-    fn handle(&mut self, attempted: Attempted, _: &mut Self::Context) {
-        match attempted {
-            Attempted::Succeeded => self.book.succeeded(&self.health),
-            Attempted::Failed(detail) => {
-                if self.book.failed(&self.health, detail, Instant::now()) {
-                    tracing::warn!(
-                        provider = &*self.name,
-                        failures = self.book.consecutive_failures,
-                        "provider marked unhealthy: fallbacks skip it until its cooldown ends"
-                    );
-                }
-            }
-        }
-    }
-}
-
-impl Handler<GetHealth> for Provider {
-    type Result = ProviderHealth;
-
-    fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> ProviderHealth {
-        let now = Instant::now();
-        ProviderHealth {
-            healthy: self.health.is_healthy(now),
-            cooldown_left: self.health.cooldown_left(now),
-            consecutive_failures: self.book.consecutive_failures,
-            successes: self.book.successes,
-            failures: self.book.failures,
-            recent_errors: self.book.recent.iter().cloned().collect(),
         }
     }
 }

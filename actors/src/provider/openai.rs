@@ -6,19 +6,18 @@
 //! loop of attempts ([`super::exchange`]): a failure that may pass is retried
 //! after the provider's hint or a backoff, never past the session's
 //! deadline. Each attempt is recorded and reported to the provider actor's
-//! health book. The API key is read once from the environment variable the
+//! provider's [`Health`]. The API key is read once from the environment variable the
 //! settings name, kept as a sensitive header value, and never logged.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
 use futures_util::FutureExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
 use super::exchange::{Failure, exchange};
 use super::retry::backoff;
-use super::{Attempted, Call, CallFuture, Provider, Upstream};
+use super::{Call, CallFuture, Health, Upstream};
 use crate::error::GatewayError;
 use crate::phase::AttemptResult;
 use crate::settings::{DEFAULT_CONNECT_TIMEOUT_MS, ProviderSettings};
@@ -63,11 +62,17 @@ pub struct Openai {
     max_response_bytes: usize,
     /// Retries.
     retry: RetryPolicy,
+    /// Where attempts' outcomes are recorded.
+    health: Arc<Health>,
 }
 
 impl Openai {
     /// Builds the clients for provider `name`.
-    pub fn new(name: Arc<str>, settings: &ProviderSettings) -> Result<Self, String> {
+    pub fn new(
+        name: Arc<str>,
+        settings: &ProviderSettings,
+        health: Arc<Health>,
+    ) -> Result<Self, String> {
         let base = settings.base_url.as_deref().unwrap_or_default();
         let url = reqwest::Url::parse(&format!("{}/chat/completions", base.trim_end_matches('/')))
             .map_err(|err| format!("providers.{name}.base_url: {err}"))?;
@@ -102,11 +107,13 @@ impl Openai {
                 base: Duration::from_millis(settings.retry_base_ms),
                 cap: Duration::from_millis(settings.retry_cap_ms),
             },
+            health,
         })
     }
 
     /// The call, as a future the session runs.
-    pub fn call(&self, call: Call, health: Addr<Provider>) -> CallFuture {
+    pub fn call(&self, call: Call) -> CallFuture {
+        let health = self.health.clone();
         let provider = self.name.clone();
         let auth = match &self.auth {
             Auth::None => None,
@@ -155,7 +162,7 @@ async fn attempts(
     request: impl Fn() -> reqwest::RequestBuilder,
     retry: RetryPolicy,
     max: usize,
-    health: Addr<Provider>,
+    health: Arc<Health>,
 ) -> Result<Upstream, GatewayError> {
     let mut retries = 0;
     loop {
@@ -168,7 +175,7 @@ async fn attempts(
                     call.recorder
                         .attempt_ended(AttemptResult::Succeeded, "HTTP 200");
                 }
-                health.do_send(Attempted::Succeeded);
+                health.succeeded();
                 return Ok(answer);
             }
             Err(failure) => failure,
@@ -176,8 +183,11 @@ async fn attempts(
         let detail = failure.error.detail();
         call.recorder
             .attempt_ended(AttemptResult::Failed, detail.clone());
-        if failure.unhealthy {
-            health.do_send(Attempted::Failed(detail));
+        if failure.unhealthy && health.failed(detail, Instant::now()) {
+            tracing::warn!(
+                provider = &*provider,
+                "provider marked unhealthy: fallbacks skip it until its cooldown ends"
+            );
         }
         let Some(wait) = next_wait(&failure, retries, retry, call.deadline) else {
             return Err(failure.error);

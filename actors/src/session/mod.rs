@@ -1,13 +1,17 @@
 //! The session actor: one per request, alive only while the request is.
 //!
-//! The supervisor starts it once the request is admitted. It sends [`Call`]
-//! to its provider and runs the returned future in its own context, so its
-//! deadlines, an operator's [`Cancel`] or the client going away can drop that
-//! future — which aborts the upstream request — at any moment. When a target
-//! fails for good and the request named an alias, it asks the supervisor for
-//! the next target ([`Reroute`]). It relays the answer (whole, or event by
-//! event), records every phase, and stops itself; `stopped()` tells the
-//! supervisor with [`SessionEnded`].
+//! The supervisor starts it once the request is admitted, with the
+//! admission [`Slot`] it holds until it stops (dropping the session gives the
+//! capacity back). It sends [`Call`] to its provider and runs the returned
+//! future in its own context, so its deadlines, an operator's [`Cancel`] or
+//! the client going away can drop that future — which aborts the upstream
+//! request — at any moment. When a target fails for good and the request
+//! named an alias, it hands its slot to the supervisor and asks for the next
+//! target ([`Reroute`]), waiting for that target's slot if it must. It relays
+//! the answer (whole, or event by event), records every phase, and stops
+//! itself; `stopped()` tells the supervisor with [`SessionEnded`]. It knows
+//! the supervisor and its provider only through `Recipient`s of the
+//! messages it sends.
 
 mod relay;
 
@@ -18,10 +22,11 @@ use actix::prelude::*;
 use futures_util::stream::BoxStream;
 use tokio::sync::mpsc;
 
+use crate::admission::{Slot, Ticket};
 use crate::answer::{
     Answer, ClientGone, ReplyTx, STREAM_BUFFER_FRAMES, StreamItem, with_session_object,
 };
-use crate::error::{CancelReason, GatewayError};
+use crate::error::{CancelReason, Deadline, GatewayError};
 use crate::ids::{RequestId, SessionId};
 use crate::lifecycle::Recorder;
 use crate::meta::{SessionMeta, duration_ms};
@@ -29,18 +34,13 @@ use crate::outcome::Ending;
 use crate::phase::{AttemptResult, Phase};
 use crate::provider::{Call, Upstream};
 use crate::request::ChatRequest;
-use crate::supervisor::{Reroute, Supervisor, Target};
+use crate::supervisor::{Next, Reroute, SessionEnded, Target};
 use relay::{StreamDeadlines, deadline, relay};
 
 /// Cancels the session: its client gets an error, its upstream call is aborted.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Cancel(pub CancelReason);
-
-/// Told to the supervisor when a session has stopped, however it ended.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SessionEnded(pub SessionId);
 
 /// The `session` object added to a non-streamed answer.
 #[derive(serde::Serialize)]
@@ -74,8 +74,12 @@ pub struct SessionSpec {
     pub reply: ReplyTx,
     /// Fires when the client goes away.
     pub gone: ClientGone,
-    /// Who to ask for the next target, and to tell when stopped.
-    pub supervisor: Addr<Supervisor>,
+    /// The capacity it holds.
+    pub slot: Slot,
+    /// Where to ask for the next target.
+    pub reroute: Recipient<Reroute>,
+    /// Where to say it has stopped.
+    pub ended: Recipient<SessionEnded>,
 }
 
 /// One request, from allocation to its answer.
@@ -107,8 +111,12 @@ pub struct Session {
     /// Set once the client has been sent an answer (a body, or a stream's
     /// head): the status it saw is 200 from then on.
     answered: bool,
-    /// The supervisor.
-    supervisor: Addr<Supervisor>,
+    /// The capacity it holds (handed over while it asks for a reroute).
+    slot: Option<Slot>,
+    /// Where to ask for the next target.
+    reroute: Recipient<Reroute>,
+    /// Where to say it has stopped.
+    ended: Recipient<SessionEnded>,
 }
 
 impl Session {
@@ -128,12 +136,14 @@ impl Session {
             first_token_by: None,
             finished: false,
             answered: false,
-            supervisor: spec.supervisor,
+            slot: Some(spec.slot),
+            reroute: spec.reroute,
+            ended: spec.ended,
         }
     }
 
     fn start_call(&mut self, ctx: &mut Context<Self>) {
-        let call = self.target.addr.send(Call {
+        let call = self.target.call.send(Call {
             body: self.request.upstream_body(&self.target.route.model),
             model: self.target.route.model.clone(),
             stream: self.meta.stream,
@@ -177,21 +187,42 @@ impl Session {
         }
     }
 
-    /// The target failed for good: asks the supervisor for the next one of
-    /// the alias (it may wait for a slot there); without one, ends.
+    /// The target failed for good: hands its slot to the supervisor and
+    /// asks for the next target of the alias; without one, ends.
     fn reroute(&mut self, error: GatewayError, ctx: &mut Context<Self>) {
-        let next = self.supervisor.send(Reroute(self.meta.id));
+        let Some(slot) = self.slot.take() else {
+            return self.finish(Err(error), ctx);
+        };
+        let next = self.reroute.send(Reroute {
+            id: self.meta.id,
+            slot,
+        });
         let handle = ctx.spawn(next.into_actor(self).map(move |next, act, ctx| {
             act.call = None;
             match next {
-                Ok(Some(target)) => {
-                    act.target = target;
-                    act.start_call(ctx);
-                }
-                _ => act.finish(Err(error), ctx),
+                Ok(Next::Now(target, slot)) => act.call_next(target, slot, ctx),
+                Ok(Next::Wait(target, ticket)) => act.wait_for(target, ticket, ctx),
+                Ok(Next::Done) | Err(_) => act.finish(Err(error), ctx),
             }
         }));
         self.call = Some(handle);
+    }
+
+    /// Waits for the next target's slot (dropping the wait, as a deadline or
+    /// cancel does, takes it out of line).
+    fn wait_for(&mut self, target: Target, ticket: Ticket, ctx: &mut Context<Self>) {
+        let handle = ctx.spawn(ticket.into_actor(self).map(move |slot, act, ctx| {
+            act.call = None;
+            act.recorder.record(Phase::Dequeued, None);
+            act.call_next(target, slot, ctx);
+        }));
+        self.call = Some(handle);
+    }
+
+    fn call_next(&mut self, target: Target, slot: Slot, ctx: &mut Context<Self>) {
+        self.target = target;
+        self.slot = Some(slot);
+        self.start_call(ctx);
     }
 
     fn start_relay(
@@ -282,7 +313,7 @@ impl Session {
     /// Returns whether that made a 200 stream of it.
     fn deliver_error(&mut self, error: GatewayError) -> bool {
         if let Some(reply) = self.reply.take() {
-            let as_stream = self.meta.stream && is_stream_deadline(&error);
+            let as_stream = self.meta.stream && ends_stream_with_event(&error);
             let answer = if as_stream {
                 let (tx, rx) = mpsc::channel(1);
                 let _ = tx.try_send(StreamItem::Failed(error));
@@ -310,7 +341,7 @@ impl Session {
         let left = self.deadline.saturating_duration_since(Instant::now());
         ctx.run_later(left, move |act, ctx| {
             let error = GatewayError::Timeout {
-                which: "total",
+                which: Deadline::Total,
                 timeout_ms,
             };
             act.finish(Err(error), ctx);
@@ -319,7 +350,7 @@ impl Session {
             self.first_token_by = Some((Instant::now() + length, length));
             ctx.run_later(length, move |act, ctx| {
                 if !act.recorder.first_token_seen() {
-                    act.finish(Err(deadline("first_token", length)), ctx);
+                    act.finish(Err(deadline(Deadline::FirstToken, length)), ctx);
                 }
             });
         }
@@ -328,26 +359,18 @@ impl Session {
 
 /// Whether another target of an alias may do better after `error`.
 fn falls_back(error: &GatewayError) -> bool {
-    matches!(
-        error,
+    match error {
         GatewayError::ProviderStatus { .. }
-            | GatewayError::ProviderFailed { .. }
-            | GatewayError::MissingApiKey { .. }
-            | GatewayError::Timeout {
-                which: "connect",
-                ..
-            }
-    )
+        | GatewayError::ProviderFailed { .. }
+        | GatewayError::MissingApiKey { .. } => true,
+        GatewayError::Timeout { which, .. } => which.falls_back(),
+        _ => false,
+    }
 }
 
-fn is_stream_deadline(error: &GatewayError) -> bool {
-    matches!(
-        error,
-        GatewayError::Timeout {
-            which: "first_token" | "idle" | "connect",
-            ..
-        }
-    )
+/// Whether a stream's client learns of `error` as an SSE error event.
+fn ends_stream_with_event(error: &GatewayError) -> bool {
+    matches!(error, GatewayError::Timeout { which, .. } if which.ends_a_stream_with_an_event())
 }
 
 impl Actor for Session {
@@ -373,7 +396,9 @@ impl Actor for Session {
             let error = GatewayError::Internal("session stopped unexpectedly".into());
             self.recorder.end_with(true, error);
         }
-        self.supervisor.do_send(SessionEnded(self.meta.id));
+        // Gives the capacity back before the supervisor hears of the end.
+        self.slot = None;
+        self.ended.do_send(SessionEnded(self.meta.id));
     }
 }
 

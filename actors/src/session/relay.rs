@@ -8,7 +8,7 @@ use futures_util::stream::BoxStream;
 use tokio::sync::mpsc;
 
 use crate::answer::StreamItem;
-use crate::error::{CancelReason, GatewayError};
+use crate::error::{CancelReason, Deadline, GatewayError};
 use crate::lifecycle::Recorder;
 use crate::meta::duration_ms;
 use crate::phase::AttemptResult;
@@ -38,11 +38,11 @@ pub async fn relay(
         let next = match (first, deadlines.first_token, deadlines.idle) {
             (true, Some((by, length)), _) => {
                 let waited = tokio::time::timeout_at(by.into(), events.next()).await;
-                waited.map_err(|_| deadline("first_token", length))?
+                waited.map_err(|_| deadline(Deadline::FirstToken, length))?
             }
             (false, _, Some(idle)) => {
                 let waited = tokio::time::timeout(idle, events.next()).await;
-                waited.map_err(|_| deadline("idle", idle))?
+                waited.map_err(|_| deadline(Deadline::Idle, idle))?
             }
             _ => events.next().await,
         };
@@ -63,7 +63,7 @@ pub async fn relay(
 }
 
 /// The error for a stream deadline that passed.
-pub fn deadline(which: &'static str, length: Duration) -> GatewayError {
+pub fn deadline(which: Deadline, length: Duration) -> GatewayError {
     GatewayError::Timeout {
         which,
         timeout_ms: duration_ms(length),

@@ -1,46 +1,47 @@
-//! The supervisor: admission, routing, the registry of live sessions.
+//! The supervisor: admission, routing, the registry of live sessions — one
+//! per shard.
 //!
 //! The HTTP layer sends it every chat request as [`Submit`] (or, when the
 //! request could not even be read, [`Refused`], so it is still recorded). It
 //! checks the caller's rate limit, resolves the model (or alias) to targets,
-//! takes the first healthy target within its rate limit, and admits the
-//! request: at once when its provider and the daemon have room, else into
-//! the bounded priority queue ([`admission`]), refusing what cannot wait.
-//! Sessions tell it when they end ([`SessionEnded`]), which hands their slots
-//! to the best waiting request at once; a session whose target failed for
-//! good asks for the next one ([`Reroute`]). Operators reach sessions through
-//! it ([`ListSessions`], [`GetSession`], [`CancelSession`], [`ListProviders`],
-//! [`GetStatus`]); the shutdown actor drains through it ([`BeginDrain`],
-//! [`WaitIdle`], [`CancelAll`]).
+//! takes the first healthy target within its rate limit, and asks the
+//! shared [`Admission`] for a slot: with one it starts the request's
+//! [`Session`], without one the request waits (a task per waiting request
+//! holds its ticket, its deadline and its client-gone signal, and tells the
+//! supervisor how the wait ended: [`Waited`]), and a full queue refuses it.
+//! A session holds its slot and gives it back by ending; it tells the
+//! supervisor it has gone with [`SessionEnded`], and asks for the next
+//! target of its alias with [`Reroute`]. Operators reach sessions through
+//! it ([`ListSessions`], [`GetSession`], [`CancelSession`],
+//! [`ListProviders`], [`GetStatus`]); the shutdown actor drains through it
+//! ([`BeginDrain`], [`WaitIdle`], [`CancelAll`]).
 
-pub mod admission;
 mod handlers;
-mod queue;
+pub mod limits;
 mod routes;
+mod submit;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::num::NonZeroU32;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::oneshot;
 
+use crate::admission::{Admission, Slot, Ticket};
 use crate::answer::{ClientGone, ReplyTx};
 use crate::error::{CancelReason, GatewayError};
 use crate::ids::{SessionId, SessionMap};
 use crate::lifecycle::{Recent, Recorder, Sink};
 use crate::meta::{Received, Route, SessionMeta};
-use crate::provider::{Health, Provider, ProviderHealth};
+use crate::provider::ProviderHealth;
 use crate::record::SessionRecord;
 use crate::request::ChatRequest;
-use crate::session::Session;
-use crate::settings::{ActorSettings, ClientSettings, SessionSettings};
-use admission::Admission;
-pub use routes::Target;
+use crate::session::{Cancel, Session};
+use crate::settings::{ActorSettings, SessionSettings};
+use limits::Limits;
 use routes::{MAX_MODEL_SHOWN, Routes};
+pub use routes::{ProviderHandle, Target};
 
 /// A chat request to admit and answer.
 #[derive(Message)]
@@ -67,11 +68,54 @@ pub struct Refused {
     pub error: GatewayError,
 }
 
-/// A session's target failed for good: the next target of its alias, once
-/// it has a slot; `None` when there is none left.
+/// Told by a session when it has stopped, however it ended (its slot has
+/// already gone back with it).
 #[derive(Message)]
-#[rtype(result = "Option<Target>")]
-pub struct Reroute(pub SessionId);
+#[rtype(result = "()")]
+pub struct SessionEnded(pub SessionId);
+
+/// A session's target failed for good: it gives back its slot and asks for
+/// the next target of its alias.
+#[derive(Message)]
+#[rtype(result = "Next")]
+pub struct Reroute {
+    /// Whose.
+    pub id: SessionId,
+    /// The slot it held (its session slot is kept for the next target).
+    pub slot: Slot,
+}
+
+/// Where a rerouted session goes next.
+#[derive(Debug, MessageResponse)]
+pub enum Next {
+    /// This target, whose slot it holds now.
+    Now(Target, Slot),
+    /// This target, once the ticket resolves to its slot.
+    Wait(Target, Ticket),
+    /// No target is left.
+    Done,
+}
+
+/// How a waiting request's wait ended, told by its waiting task.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Waited {
+    /// Whose.
+    pub id: SessionId,
+    /// How.
+    pub outcome: WaitOutcome,
+}
+
+/// How a wait for capacity ended.
+#[derive(Debug)]
+pub enum WaitOutcome {
+    /// A slot came: start the session (with the client-gone signal back).
+    Granted(Slot, ClientGone),
+    /// Its deadline passed first.
+    Expired,
+    /// Its client went away first.
+    Left,
+}
 
 /// Lists live and queued sessions, oldest first.
 #[derive(Message)]
@@ -113,8 +157,8 @@ pub struct CancelAll(pub CancelReason);
 #[rtype(result = "Status")]
 pub struct GetStatus;
 
-/// The supervisor's state, for health checks.
-#[derive(Clone, Copy, Debug, MessageResponse)]
+/// A shard's state, for health checks.
+#[derive(Clone, Copy, Debug, Default, MessageResponse)]
 pub struct Status {
     /// Sessions running now.
     pub live: usize,
@@ -138,35 +182,48 @@ pub struct SessionView {
 pub struct ProviderView {
     /// Its configured name.
     pub name: Arc<str>,
-    /// Calls running now.
+    /// Calls running now (all shards).
     pub in_flight: usize,
-    /// Requests waiting for one of its slots.
+    /// Requests waiting for one of its slots (all shards).
     pub queued: usize,
     /// `max_concurrency`.
     pub max_concurrency: usize,
-    /// Its health, as the provider actor keeps it.
-    pub health: Option<ProviderHealth>,
+    /// Its health.
+    pub health: ProviderHealth,
 }
 
 /// How long a client refused for capacity or drain should wait. One second:
 /// long enough for sessions to finish or a restarted daemon to come up.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// How often waiting requests are checked for clients that left. Their
-/// deadlines have their own timer; this only frees queue room sooner.
-const DEPARTURE_SWEEP: Duration = Duration::from_secs(1);
+/// What is shared by every shard's supervisor: capacity and rate limits,
+/// so both are exact however many shards take requests.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    /// Capacity and the queue.
+    pub admission: Admission,
+    /// Rate limits.
+    pub limits: Arc<Limits>,
+}
 
-/// A request waiting in the queue, with what starting or resuming it needs.
-enum Pending {
-    /// A new request: its session starts when it leaves the queue.
-    New(Box<NewSession>),
-    /// A live session waiting for a slot of its next target.
-    Reroute {
-        /// Where the target goes.
-        tx: oneshot::Sender<Target>,
-        /// Which target of the session's chain.
-        index: usize,
-    },
+impl Shared {
+    /// The shared state `settings` configure.
+    pub fn new(settings: &ActorSettings) -> Self {
+        let sessions = &settings.sessions;
+        let lanes = settings
+            .providers
+            .iter()
+            .map(|(name, p)| (Arc::from(name.as_str()), p.max_concurrency));
+        Self {
+            admission: Admission::new(
+                sessions.max_live,
+                sessions.max_queued,
+                Duration::from_millis(sessions.starvation_ms),
+                lanes,
+            ),
+            limits: Arc::new(Limits::new(settings)),
+        }
+    }
 }
 
 /// Everything needed to start a session.
@@ -180,13 +237,17 @@ struct NewSession {
     /// The target it was admitted for.
     index: usize,
     /// When its total deadline passes.
-    deadline: Instant,
-    /// When it began to wait (arrival, if it never waited).
-    since: Instant,
+    deadline: std::time::Instant,
     /// Where the answer goes.
     reply: ReplyTx,
-    /// Fires if the client goes away.
-    gone: ClientGone,
+}
+
+/// A request waiting for capacity.
+struct Waiting {
+    /// What starts it.
+    new: NewSession,
+    /// The task holding its ticket; aborting it takes it out of line.
+    task: actix_rt::task::JoinHandle<()>,
 }
 
 /// A running session as the registry knows it.
@@ -199,30 +260,18 @@ struct Live {
     targets: Vec<Target>,
     /// The target it is on.
     index: usize,
-    /// The provider whose slot it holds (none while waiting to reroute).
-    slot: Option<Arc<str>>,
 }
 
-/// Admits requests and keeps the registry of live sessions.
+/// Admits requests and keeps one shard's registry of live sessions.
 pub struct Supervisor {
     /// Session limits and the default deadline.
     settings: SessionSettings,
-    /// Per-caller rate limits.
-    clients: ClientSettings,
     /// Targets by model and alias.
     routes: Routes,
     /// `max_concurrency` by provider, for listings.
     max_concurrency: HashMap<Arc<str>, usize>,
-    /// Who runs and who waits.
-    admission: Admission<Pending>,
-    /// Deadlines of waiting new requests, soonest first.
-    expiries: BinaryHeap<Reverse<(Instant, SessionId)>>,
-    /// The timer for the soonest expiry, when armed.
-    expiry_timer: Option<(Instant, SpawnHandle)>,
-    /// The departure sweep, while anything waits.
-    sweep: Option<SpawnHandle>,
-    /// One limiter per calling uid (bounded: only allowed uids get here).
-    client_limiters: HashMap<u32, DefaultDirectRateLimiter>,
+    /// Capacity and rate limits, shared by every shard.
+    shared: Shared,
     /// Where recorders report.
     sink: Sink,
     /// Where recently finished sessions are kept, for admin answers.
@@ -231,6 +280,8 @@ pub struct Supervisor {
     transcribe: Option<usize>,
     /// Running sessions.
     live: SessionMap<Live>,
+    /// Requests waiting for capacity.
+    waiting: SessionMap<Waiting>,
     /// Set by the drain: nothing new is admitted.
     draining: bool,
     /// Told when nothing is live or queued.
@@ -238,99 +289,36 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor routing to `providers` (started by the caller, with the
-    /// health cells they write), its sessions recording to `sink`.
+    /// A supervisor routing to this shard's `providers`, with capacity and
+    /// limits `shared` by every shard, its sessions recording to `sink`.
     pub fn new(
         settings: &ActorSettings,
-        providers: HashMap<String, (Addr<Provider>, Arc<Health>)>,
+        providers: HashMap<String, ProviderHandle>,
+        shared: Shared,
         sink: Sink,
         recent: Recipient<Recent>,
     ) -> Self {
         let history = &settings.history;
         let transcribe =
             (history.enabled && history.record_prompts).then_some(history.max_record_bytes);
-        let lanes: Vec<(Arc<str>, usize)> = settings
+        let max_concurrency = settings
             .providers
             .iter()
             .map(|(name, p)| (Arc::from(name.as_str()), p.max_concurrency))
             .collect();
-        let sessions = &settings.sessions;
-        let admission = Admission::new(
-            sessions.max_live,
-            sessions.max_queued,
-            Duration::from_millis(sessions.starvation_ms),
-            lanes.iter().cloned(),
-        );
         Self {
-            settings: sessions.clone(),
-            clients: settings.clients.clone(),
-            routes: Routes::new(settings, providers),
-            max_concurrency: lanes.into_iter().collect(),
-            admission,
-            expiries: BinaryHeap::new(),
-            expiry_timer: None,
-            sweep: None,
-            client_limiters: HashMap::new(),
+            settings: settings.sessions.clone(),
+            routes: Routes::new(settings, providers, shared.limits.clone()),
+            max_concurrency,
+            shared,
             sink,
             recent,
             transcribe,
             live: SessionMap::default(),
+            waiting: SessionMap::default(),
             draining: false,
             idle_waiters: Vec::new(),
         }
-    }
-
-    /// Takes one request from the caller's rate limit.
-    fn take_client_rate(&mut self, received: &Received) -> Result<(), GatewayError> {
-        let Some(uid) = received.peer.as_ref().map(|peer| peer.uid) else {
-            return Ok(());
-        };
-        let Some(limit) = self.clients.limit_for(uid).and_then(NonZeroU32::new) else {
-            return Ok(());
-        };
-        let limiter = self
-            .client_limiters
-            .entry(uid)
-            .or_insert_with(|| RateLimiter::direct(Quota::per_minute(limit)));
-        limiter
-            .check()
-            .map_err(|not_until| GatewayError::RateLimited {
-                scope: format!("uid {uid} (clients.requests_per_minute)"),
-                retry_after: not_until.wait_time_from(governor::clock::Clock::now(
-                    &governor::clock::DefaultClock::default(),
-                )),
-            })
-    }
-
-    /// The first target from `from` on that is healthy (unless none is) and
-    /// within its provider's rate limit.
-    fn pick(&self, targets: &[Target], from: usize) -> Result<usize, GatewayError> {
-        let now = Instant::now();
-        let healthy = |t: &Target| self.routes.healthy(&t.route.provider, now);
-        let order = (from..targets.len())
-            .filter(|&i| healthy(&targets[i]))
-            .chain((from..targets.len()).filter(|&i| !healthy(&targets[i])));
-        let mut soonest: Option<(Duration, &Arc<str>)> = None;
-        for index in order {
-            let provider = &targets[index].route.provider;
-            match self.routes.take_rate(provider) {
-                Ok(()) => return Ok(index),
-                Err(wait) if soonest.is_none_or(|(w, _)| wait < w) => {
-                    soonest = Some((wait, provider))
-                }
-                Err(_) => {}
-            }
-        }
-        Err(match soonest {
-            Some((retry_after, provider)) => GatewayError::RateLimited {
-                scope: format!("provider {provider} (requests_per_minute)"),
-                retry_after,
-            },
-            None => GatewayError::ProviderFailed {
-                provider: String::new(),
-                reason: "no target left to try".into(),
-            },
-        })
     }
 
     /// Records a refusal: RECEIVED, then REJECTED with why.
@@ -347,11 +335,37 @@ impl Supervisor {
     }
 
     fn notify_if_idle(&mut self) {
-        if self.live.is_empty() && self.admission.queued() == 0 {
+        if self.live.is_empty() && self.waiting.is_empty() {
             for waiter in self.idle_waiters.drain(..) {
                 let _ = waiter.send(());
             }
         }
+    }
+
+    /// Cancels every live session and waiting request with `reason`.
+    fn cancel_all(&mut self, reason: CancelReason) -> usize {
+        for live in self.live.values() {
+            live.addr.do_send(Cancel(reason));
+        }
+        let waiting: Vec<SessionId> = self.waiting.keys().copied().collect();
+        for id in &waiting {
+            self.cancel_waiting(*id, reason);
+        }
+        self.notify_if_idle();
+        self.live.len() + waiting.len()
+    }
+
+    /// Ends a waiting request that never got a session: out of line, its
+    /// client told why.
+    fn cancel_waiting(&mut self, id: SessionId, reason: CancelReason) -> bool {
+        let Some(waiting) = self.waiting.remove(&id) else {
+            return false;
+        };
+        waiting.task.abort();
+        let error = GatewayError::Cancelled(reason);
+        waiting.new.recorder.end_with(false, error.clone());
+        let _ = waiting.new.reply.send(Err(error));
+        true
     }
 }
 

@@ -2,16 +2,15 @@
 //! each with its deadlines, the provider's limits and its health.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use actix::Recipient;
 
+use super::limits::Limits;
 use crate::error::{GatewayError, truncate};
 use crate::meta::Route;
-use crate::provider::{Health, Provider};
+use crate::provider::{Call, Health};
 use crate::settings::{ActorSettings, DeadlineSettings, Deadlines};
 
 /// The longest model name repeated back in errors and timelines: a caller
@@ -23,8 +22,8 @@ pub const MAX_MODEL_SHOWN: usize = 128;
 pub struct Target {
     /// Provider and model.
     pub route: Route,
-    /// The provider actor.
-    pub addr: Addr<Provider>,
+    /// The provider actor (of this shard).
+    pub call: Recipient<Call>,
     /// The deadlines of this provider and model.
     pub deadlines: Deadlines,
 }
@@ -33,19 +32,18 @@ pub struct Target {
 struct ProviderRoute {
     /// Configured name.
     name: Arc<str>,
-    /// The actor.
-    addr: Addr<Provider>,
+    /// The actor of this shard.
+    call: Recipient<Call>,
     /// Deadlines of models without their own.
     deadlines: DeadlineSettings,
-    /// Deadlines by served model; empty means any model.
-    models: HashMap<String, DeadlineSettings>,
-    /// `requests_per_minute`, if set.
-    limiter: Option<DefaultDirectRateLimiter>,
-    /// Written by the provider actor, read here to skip it in fallbacks.
+    /// Deadlines by served model (the name kept once, shared by every
+    /// route to it); empty means any model.
+    models: HashMap<String, (Arc<str>, DeadlineSettings)>,
+    /// Shared by the provider's actors on every shard.
     health: Arc<Health>,
 }
 
-/// All routes.
+/// All routes of one shard.
 pub struct Routes {
     /// The default total deadline (`sessions.timeout_ms`).
     default_timeout_ms: u64,
@@ -53,17 +51,23 @@ pub struct Routes {
     providers: HashMap<String, ProviderRoute>,
     /// Alias name → `(provider, model)` targets in order.
     aliases: HashMap<String, Vec<(String, String)>>,
+    /// Rate limits, shared by every shard.
+    limits: Arc<Limits>,
 }
 
+/// A provider actor of this shard and the health it records on.
+pub type ProviderHandle = (Recipient<Call>, Arc<Health>);
+
 impl Routes {
-    /// Routes to the started `providers` (name → actor and its health).
+    /// Routes to this shard's `providers` (name → actor and health).
     pub fn new(
         settings: &ActorSettings,
-        providers: HashMap<String, (Addr<Provider>, Arc<Health>)>,
+        providers: HashMap<String, ProviderHandle>,
+        limits: Arc<Limits>,
     ) -> Self {
         let providers = providers
             .into_iter()
-            .filter_map(|(name, (addr, health))| {
+            .filter_map(|(name, (call, health))| {
                 let config = settings.providers.get(&name)?;
                 let models = config
                     .models
@@ -71,19 +75,17 @@ impl Routes {
                     .map(|entry| {
                         let model = entry.settings();
                         let deadlines = model.deadlines();
-                        (model.name, deadlines)
+                        (
+                            model.name.clone(),
+                            (Arc::from(model.name.as_str()), deadlines),
+                        )
                     })
                     .collect();
-                let limiter = config
-                    .requests_per_minute
-                    .and_then(NonZeroU32::new)
-                    .map(|rpm| RateLimiter::direct(Quota::per_minute(rpm)));
                 let route = ProviderRoute {
                     name: name.as_str().into(),
-                    addr,
+                    call,
                     deadlines: config.deadlines(),
                     models,
-                    limiter,
                     health,
                 };
                 Some((name, route))
@@ -105,6 +107,7 @@ impl Routes {
             default_timeout_ms: settings.sessions.timeout_ms,
             providers,
             aliases,
+            limits,
         }
     }
 
@@ -121,12 +124,7 @@ impl Routes {
             .split_once('/')
             .and_then(|(provider, model)| self.target(provider, model))
             .map(|target| vec![target])
-            .ok_or_else(|| {
-                GatewayError::UnknownModel(format!(
-                    "unknown model `{}`: use `<provider>/<model>` with a configured provider, or an alias (see GET /v1/models)",
-                    truncate(requested, MAX_MODEL_SHOWN)
-                ))
-            })
+            .ok_or_else(|| GatewayError::UnknownModel(truncate(requested, MAX_MODEL_SHOWN)))
     }
 
     fn target(&self, provider: &str, model: &str) -> Option<Target> {
@@ -134,20 +132,20 @@ impl Routes {
         if model.is_empty() {
             return None;
         }
-        let model_deadlines = if route.models.is_empty() {
-            DeadlineSettings::default()
+        let (model, model_deadlines) = if route.models.is_empty() {
+            (Arc::from(model), DeadlineSettings::default())
         } else {
-            *route.models.get(model)?
+            route.models.get(model).cloned()?
         };
         let deadlines = model_deadlines
             .or(route.deadlines)
             .resolve(self.default_timeout_ms);
         Some(Target {
-            route: crate::meta::Route {
+            route: Route {
                 provider: route.name.clone(),
-                model: model.into(),
+                model,
             },
-            addr: route.addr.clone(),
+            call: route.call.clone(),
             deadlines,
         })
     }
@@ -162,24 +160,18 @@ impl Routes {
     /// Takes one request from `provider`'s rate limit; when over it, how
     /// long until the next request would be allowed.
     pub fn take_rate(&self, provider: &str) -> Result<(), Duration> {
-        let Some(limiter) = self
-            .providers
-            .get(provider)
-            .and_then(|r| r.limiter.as_ref())
-        else {
-            return Ok(());
-        };
-        limiter.check().map_err(|not_until| {
-            not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ))
-        })
+        self.limits.take_provider(provider)
     }
 
-    /// Provider names with their actors, for listings.
-    pub fn providers(&self) -> impl Iterator<Item = (&Arc<str>, &Addr<Provider>)> {
+    /// The rate limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Provider names with their health, for listings.
+    pub fn providers(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<Health>)> {
         self.providers
             .values()
-            .map(|route| (&route.name, &route.addr))
+            .map(|route| (&route.name, &route.health))
     }
 }

@@ -1,8 +1,10 @@
 //! Admin endpoints on the same socket: list, inspect and cancel live
-//! sessions, and begin a drain. Answers carry ids, routes, phases and timings
-//! — never prompts or keys (the actors never record them).
+//! sessions (across every shard), see providers, and begin a drain. Answers
+//! carry ids, routes, phases and timings — never prompts or keys (the
+//! actors never record them).
 
-use actix_web::{HttpResponse, web};
+use futures_util::future::join_all;
+use hyper::StatusCode;
 use serde_json::{Value, json};
 use switchboard_actors::GatewayError;
 use switchboard_actors::ids::SessionId;
@@ -12,111 +14,135 @@ use switchboard_actors::store::Stored;
 use switchboard_actors::supervisor::{CancelSession, GetSession, ListProviders, ListSessions};
 
 use super::records::{self, rfc3339};
-use crate::server::AppState;
+use crate::server::Ctx;
 use crate::server::error;
+use crate::server::http::{Answer, json, ok};
 
-/// `GET /admin/sessions`: live sessions, oldest first.
-pub async fn list(state: web::Data<AppState>) -> HttpResponse {
-    match state.actors.supervisor.send(ListSessions).await {
-        Ok(sessions) => {
-            let sessions: Vec<Value> = sessions
-                .iter()
-                .map(|view| {
-                    let mut value = summary(&view.meta);
-                    value["queue_position"] = json!(view.position);
-                    value
-                })
-                .collect();
-            HttpResponse::Ok().json(json!({ "sessions": sessions }))
+/// `GET /admin/sessions`: live sessions of every shard, oldest first.
+pub async fn list(cx: &Ctx) -> Answer {
+    let asks = cx
+        .actors
+        .shards
+        .iter()
+        .map(|s| s.supervisor.send(ListSessions));
+    let mut views = Vec::new();
+    for answer in join_all(asks).await {
+        match answer {
+            Ok(shard) => views.extend(shard),
+            Err(_) => return unavailable(),
         }
-        Err(_) => unavailable(),
     }
+    views.sort_by_key(|view| view.meta.received_at);
+    let sessions: Vec<Value> = views
+        .iter()
+        .map(|view| {
+            let mut value = summary(&view.meta);
+            value["queue_position"] = json!(view.position);
+            value
+        })
+        .collect();
+    ok(&json!({ "sessions": sessions }))
 }
 
 /// `GET /admin/sessions/{id}`: one session with its phases, from memory
-/// while it is live or recent, else from the history file.
-pub async fn show(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    let Some(id) = SessionId::parse(&path) else {
-        return not_found(&path);
+/// while it is live or recent (on whichever shard), else from the history
+/// file.
+pub async fn show(id: &str, cx: &Ctx) -> Answer {
+    let Some(session) = SessionId::parse(id) else {
+        return not_found(id);
     };
-    match state.actors.supervisor.send(GetSession(id)).await {
-        Ok(Some((session, live))) => {
-            let age = live.then(|| age_ms(session.received_at));
-            HttpResponse::Ok().json(records::detail(&session, live, age))
+    let asks = cx
+        .actors
+        .shards
+        .iter()
+        .map(|s| s.supervisor.send(GetSession(session)));
+    for answer in join_all(asks).await {
+        match answer {
+            Ok(Some((record, live))) => {
+                let age = live.then(|| age_ms(record.received_at));
+                return ok(&records::detail(&record, live, age));
+            }
+            Ok(None) => {}
+            Err(_) => return unavailable(),
         }
-        Ok(None) => stored(id, &path, &state).await,
-        Err(_) => unavailable(),
     }
+    stored(session, id, cx).await
 }
 
 /// A session that has left memory, from the history file.
-async fn stored(id: SessionId, path: &str, state: &AppState) -> HttpResponse {
-    let Some(store) = &state.actors.history else {
-        return not_found(path);
+async fn stored(session: SessionId, id: &str, cx: &Ctx) -> Answer {
+    let Some(store) = &cx.actors.common.history else {
+        return not_found(id);
     };
-    match store.send(Stored(id)).await {
-        Ok(Ok(Some(session))) => HttpResponse::Ok().json(records::detail(&session, false, None)),
-        Ok(Ok(None)) => not_found(path),
+    match store.send(Stored(session)).await {
+        Ok(Ok(Some(record))) => ok(&records::detail(&record, false, None)),
+        Ok(Ok(None)) => not_found(id),
         Ok(Err(store_error)) => error::response(&store_error.into(), None),
         Err(_) => unavailable(),
     }
 }
 
-/// `DELETE /admin/sessions/{id}`: cancel a live session.
-pub async fn cancel(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    let Some(id) = SessionId::parse(&path) else {
-        return not_found(&path);
+/// `DELETE /admin/sessions/{id}`: cancel a live session (on whichever shard).
+pub async fn cancel(id: &str, cx: &Ctx) -> Answer {
+    let Some(session) = SessionId::parse(id) else {
+        return not_found(id);
     };
-    match state.actors.supervisor.send(CancelSession(id)).await {
-        Ok(true) => HttpResponse::Accepted().json(json!({ "id": id, "cancelled": true })),
-        Ok(false) => not_found(&path),
-        Err(_) => unavailable(),
+    let asks = cx
+        .actors
+        .shards
+        .iter()
+        .map(|s| s.supervisor.send(CancelSession(session)));
+    let answers = join_all(asks).await;
+    if answers.iter().any(|a| matches!(a, Ok(true))) {
+        return json(
+            StatusCode::ACCEPTED,
+            &json!({ "id": session, "cancelled": true }),
+        );
+    }
+    match answers.iter().all(Result::is_ok) {
+        true => not_found(id),
+        false => unavailable(),
     }
 }
 
-/// `GET /admin/providers`: each provider's load and health.
-pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
-    let Ok(providers) = state.actors.supervisor.send(ListProviders).await else {
+/// `GET /admin/providers`: each provider's load (all shards) and health.
+pub async fn providers(cx: &Ctx) -> Answer {
+    let Ok(providers) = cx.actors.local.supervisor.send(ListProviders).await else {
         return unavailable();
     };
     let providers: Vec<Value> = providers
         .iter()
         .map(|view| {
-            let health = view.health.as_ref();
+            let health = &view.health;
             let errors: Vec<Value> = health
-                .map(|h| {
-                    h.recent_errors
-                        .iter()
-                        .map(|(at, detail)| json!({"at": rfc3339(*at), "detail": detail}))
-                        .collect()
-                })
-                .unwrap_or_default();
+                .recent_errors
+                .iter()
+                .map(|(at, detail)| json!({"at": rfc3339(*at), "detail": detail}))
+                .collect();
             json!({
                 "name": &*view.name,
-                "healthy": health.map(|h| h.healthy),
-                "cooldown_left_ms": health.and_then(|h| h.cooldown_left).map(duration_ms),
-                "consecutive_failures": health.map(|h| h.consecutive_failures),
+                "healthy": health.healthy,
+                "cooldown_left_ms": health.cooldown_left.map(duration_ms),
+                "consecutive_failures": health.consecutive_failures,
                 "in_flight": view.in_flight,
                 "queued": view.queued,
                 "max_concurrency": view.max_concurrency,
-                "attempts_succeeded": health.map(|h| h.successes),
-                "attempts_failed": health.map(|h| h.failures),
+                "attempts_succeeded": health.successes,
+                "attempts_failed": health.failures,
                 "recent_errors": errors,
             })
         })
         .collect();
-    HttpResponse::Ok().json(json!({ "providers": providers }))
+    ok(&json!({ "providers": providers }))
 }
 
 /// `POST /admin/drain`: begin a graceful shutdown.
-pub async fn drain(state: web::Data<AppState>) -> HttpResponse {
-    match state
-        .actors
-        .shutdown
-        .send(Drain(DrainReason::Operator))
-        .await
-    {
-        Ok(began) => HttpResponse::Accepted().json(json!({ "draining": true, "began": began })),
+pub async fn drain(cx: &Ctx) -> Answer {
+    match cx.actors.shutdown.send(Drain(DrainReason::Operator)).await {
+        Ok(began) => json(
+            StatusCode::ACCEPTED,
+            &json!({ "draining": true, "began": began }),
+        ),
         Err(_) => unavailable(),
     }
 }
@@ -147,12 +173,12 @@ fn age_ms(received: std::time::SystemTime) -> u64 {
     received.elapsed().map_or(0, duration_ms)
 }
 
-fn not_found(id: &str) -> HttpResponse {
+fn not_found(id: &str) -> Answer {
     let shown: String = id.chars().take(64).collect();
     error::response(&GatewayError::SessionNotFound(shown), None)
 }
 
-fn unavailable() -> HttpResponse {
+fn unavailable() -> Answer {
     error::response(
         &GatewayError::Internal("the actor system is not running".into()),
         None,

@@ -3,7 +3,8 @@
 //! process, provider or model). Both are answered by the store's reader
 //! threads; bad filters get 400 naming the parameter.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use hyper::Request;
+use hyper::body::Incoming;
 use serde_json::{Value, json};
 use switchboard_actors::GatewayError;
 use switchboard_actors::ids::SessionId;
@@ -12,8 +13,9 @@ use switchboard_actors::store::{History, HistoryFilter, UsageBy, UsageTotals};
 
 use super::query::Params;
 use super::records::{record, rfc3339};
-use crate::server::AppState;
+use crate::server::Ctx;
 use crate::server::error;
+use crate::server::http::{Answer, ok};
 
 /// Sessions per page when `limit` is not given.
 const DEFAULT_LIMIT: usize = 100;
@@ -26,18 +28,18 @@ const HISTORY_PARAMS: &[&str] = &[
 ];
 
 /// `GET /admin/history`.
-pub async fn history(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let filter = match history_filter(req.query_string()) {
+pub async fn history(req: &Request<Incoming>, cx: &Ctx) -> Answer {
+    let filter = match history_filter(req.uri().query().unwrap_or("")) {
         Ok(filter) => filter,
         Err(error) => return error::response(&error, None),
     };
-    let Some(store) = &state.actors.history else {
+    let Some(store) = &cx.actors.common.history else {
         return disabled();
     };
     match store.send(History(filter)).await {
         Ok(Ok(page)) => {
             let sessions: Vec<Value> = page.sessions.iter().map(record).collect();
-            HttpResponse::Ok().json(json!({ "sessions": sessions, "next": page.next }))
+            ok(&json!({ "sessions": sessions, "next": page.next }))
         }
         Ok(Err(store_error)) => error::response(&store_error.into(), None),
         Err(_) => unavailable(),
@@ -73,8 +75,8 @@ fn history_filter(query: &str) -> Result<HistoryFilter, GatewayError> {
 const USAGE_PARAMS: &[&str] = &["by", "since", "until"];
 
 /// `GET /admin/usage`.
-pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let params = match Params::parse(req.query_string(), USAGE_PARAMS) {
+pub async fn usage(req: &Request<Incoming>, cx: &Ctx) -> Answer {
+    let params = match Params::parse(req.uri().query().unwrap_or(""), USAGE_PARAMS) {
         Ok(params) => params,
         Err(error) => return error::response(&error, None),
     };
@@ -90,14 +92,14 @@ pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
             by,
             since: params.time("since")?,
             until: params.time("until")?,
-            prices: state.actors.prices.clone(),
+            prices: cx.actors.common.prices.clone(),
         })
     })();
     let ask = match ask {
         Ok(ask) => ask,
         Err(error) => return error::response(&error, None),
     };
-    let Some(store) = &state.actors.history else {
+    let Some(store) = &cx.actors.common.history else {
         return disabled();
     };
     let (by, since, until) = (ask.by, ask.since, ask.until);
@@ -117,7 +119,7 @@ pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
                     })
                 })
                 .collect();
-            HttpResponse::Ok().json(json!({
+            ok(&json!({
                 "by": by.as_str(),
                 "since": since.map(rfc3339),
                 "until": until.map(rfc3339),
@@ -130,12 +132,12 @@ pub async fn usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 }
 
 /// The answer when `history.enabled = false`.
-pub fn disabled() -> HttpResponse {
+pub fn disabled() -> Answer {
     let error = switchboard_actors::StoreError::Disabled;
     error::response(&error.into(), None)
 }
 
-fn unavailable() -> HttpResponse {
+fn unavailable() -> Answer {
     let error = GatewayError::HistoryUnavailable("the history store is not running".into());
     error::response(&error, None)
 }

@@ -3,22 +3,23 @@
 //! gauges are read from the supervisor as the scrape is made, so they are
 //! exact at that moment and cost nothing between scrapes.
 
-use actix_web::http::header::CONTENT_TYPE;
-use actix_web::{HttpResponse, web};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
 use switchboard_actors::GatewayError;
 use switchboard_actors::supervisor::ListProviders;
 
-use crate::server::AppState;
+use crate::server::Ctx;
 use crate::server::error;
+use crate::server::http::{Answer, Body};
 
 /// The OpenMetrics text format's content type, which Prometheus asks for
 /// and reads.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `GET /metrics`.
-pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
-    let metrics = &state.actors.metrics;
-    match state.actors.supervisor.send(ListProviders).await {
+pub async fn scrape(cx: &Ctx) -> Answer {
+    let metrics = &cx.actors.common.metrics;
+    match cx.actors.local.supervisor.send(ListProviders).await {
         Ok(providers) => {
             for provider in providers {
                 metrics.set_load(&provider.name, provider.in_flight, provider.queued);
@@ -29,7 +30,10 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
             return error::response(&error, None);
         }
     }
-    HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, OPENMETRICS))
-        .body(metrics.encode())
+    let mut answer = Response::new(Body::Full(Some(metrics.encode().into())));
+    *answer.status_mut() = StatusCode::OK;
+    answer
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
+    answer
 }

@@ -1,5 +1,5 @@
-//! The routes, and the OpenAI-shaped answers for paths and methods that are
-//! not routes.
+//! The routes: a request's method and path to its handler, and the
+//! OpenAI-shaped answers for paths and methods that are not routes.
 
 mod admin;
 mod chat;
@@ -11,86 +11,106 @@ pub mod models;
 mod query;
 mod records;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
 use switchboard_actors::GatewayError;
+use switchboard_actors::ids::RequestId;
+use switchboard_actors::meta::{Priority, Received};
+use switchboard_actors::supervisor::Refused;
 
 use crate::server::error;
+use crate::server::http::Answer;
+use crate::server::ids::Ids;
+use crate::server::peers::{self, Access};
+use crate::server::{Caller, Ctx};
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/chat/completions")
-            .post(chat::chat_completions)
-            .to(method_not_allowed),
-    )
-    .service(
-        web::resource("/v1/models")
-            .get(models::list)
-            .to(method_not_allowed),
-    )
-    .service(
-        web::resource("/admin/sessions")
-            .get(admin::list)
-            .to(method_not_allowed),
-    )
-    .service(
-        web::resource("/admin/sessions/{id}")
-            .get(admin::show)
-            .delete(admin::cancel)
-            .to(method_not_allowed),
-    )
-    .service(
-        web::resource("/admin/providers")
-            .get(admin::providers)
-            .to(method_not_allowed),
-    )
-    .service(
-        web::resource("/admin/history")
-            .get(history::history)
-            .to(method_not_allowed),
-    )
-    .service(
-        web::resource("/admin/usage")
-            .get(history::usage)
-            .to(method_not_allowed),
-    )
-    .service(
-        web::resource("/admin/events")
-            .get(events::events)
-            .to(method_not_allowed),
-    )
-    .service(
-        web::resource("/metrics")
-            .get(metrics::scrape)
-            .to(method_not_allowed),
-    )
-    .service(
-        web::resource("/admin/drain")
-            .post(admin::drain)
-            .to(method_not_allowed),
-    )
-    .service(
-        web::resource("/healthz")
-            .get(health::healthz)
-            .to(method_not_allowed),
-    )
-    .service(
-        web::resource("/readyz")
-            .get(health::readyz)
-            .to(method_not_allowed),
-    )
-    .default_service(web::to(not_found));
+/// The longest path repeated back in a 404.
+const MAX_PATH_SHOWN: usize = 128;
+
+/// Answers one request.
+pub async fn handle(req: Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer {
+    match caller.access {
+        Access::Full => {}
+        Access::MetricsOnly if req.uri().path() == "/metrics" => {}
+        Access::MetricsOnly => return not_found(&req),
+        Access::Refused => return refuse(&req, cx, caller),
+    }
+    let path = req.uri().path();
+    if let Some(id) = path.strip_prefix("/admin/sessions/") {
+        let id = id.to_owned();
+        return match *req.method() {
+            Method::GET => admin::show(&id, cx).await,
+            Method::DELETE => admin::cancel(&id, cx).await,
+            _ => not_allowed(&req),
+        };
+    }
+    let get = req.method() == Method::GET;
+    let post = req.method() == Method::POST;
+    match path {
+        "/v1/chat/completions" if post => chat::chat_completions(req, cx, caller).await,
+        "/v1/models" if get => models::list(cx),
+        "/admin/sessions" if get => admin::list(cx).await,
+        "/admin/providers" if get => admin::providers(cx).await,
+        "/admin/drain" if post => admin::drain(cx).await,
+        "/admin/history" if get => history::history(&req, cx).await,
+        "/admin/usage" if get => history::usage(&req, cx).await,
+        "/admin/events" if get => events::events(&req, cx).await,
+        "/metrics" if get => metrics::scrape(cx).await,
+        "/healthz" if get => health::healthz(cx).await,
+        "/readyz" if get => health::readyz(cx).await,
+        "/v1/chat/completions"
+        | "/v1/models"
+        | "/admin/sessions"
+        | "/admin/providers"
+        | "/admin/drain"
+        | "/admin/history"
+        | "/admin/usage"
+        | "/admin/events"
+        | "/metrics"
+        | "/healthz"
+        | "/readyz" => not_allowed(&req),
+        _ => not_found(&req),
+    }
 }
 
-async fn not_found(req: HttpRequest) -> HttpResponse {
-    let message = format!("no route for {} {}", req.method(), req.path());
-    let error = GatewayError::bad_request(message, None);
-    error::shaped(StatusCode::NOT_FOUND, &error, None)
+fn shown(path: &str) -> String {
+    path.chars().take(MAX_PATH_SHOWN).collect()
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let message = format!("{} is not allowed on {}", req.method(), req.path());
-    let error = GatewayError::bad_request(message, None);
+fn not_found(req: &Request<Incoming>) -> Answer {
+    let error = GatewayError::NoRoute {
+        method: req.method().to_string(),
+        path: shown(req.uri().path()),
+    };
+    error::response(&error, None)
+}
+
+fn not_allowed(req: &Request<Incoming>) -> Answer {
+    let error = GatewayError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: shown(req.uri().path()),
+    };
     error::shaped(StatusCode::METHOD_NOT_ALLOWED, &error, None)
+}
+
+/// The 403 for a refused peer. An API request is recorded as REJECTED, so
+/// history and metrics show who was turned away.
+fn refuse(req: &Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer {
+    let error = peers::forbidden();
+    if !req.uri().path().starts_with("/v1/") {
+        return error::response(&error, None);
+    }
+    let header = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok());
+    let request_id = RequestId::from_client_or_generate(header);
+    let received = Received::now(request_id, caller.peer.clone(), Priority::default());
+    let ids = Ids::of(&received);
+    let answer = error::response(&error, Some(&ids));
+    cx.actors
+        .local
+        .supervisor
+        .do_send(Refused { received, error });
+    answer
 }

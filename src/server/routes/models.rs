@@ -1,11 +1,12 @@
 //! `GET /v1/models`: the configured `<provider>/<model>` names and the
 //! aliases (with their fallback chains) in OpenAI's list shape. Built once at start: settings do not change while running.
 
-use actix_web::{HttpResponse, web};
 use bytes::Bytes;
+use hyper::StatusCode;
 use serde_json::json;
 
-use crate::server::AppState;
+use crate::server::Ctx;
+use crate::server::http::{Answer, json_bytes};
 use crate::settings::Settings;
 
 /// The list, encoded once.
@@ -37,8 +38,6 @@ pub fn catalogue(settings: &Settings) -> Bytes {
 }
 
 /// The endpoint.
-pub async fn list(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(state.models.clone())
+pub fn list(cx: &Ctx) -> Answer {
+    json_bytes(StatusCode::OK, cx.app.models.clone())
 }

@@ -1,0 +1,182 @@
+//! One shard's accept loop and its connections: hyper's HTTP/1.1 server
+//! straight on the shared Unix listener (and on the loopback metrics
+//! listener), each connection served on the thread that accepted it.
+//!
+//! Every shard accepts on its own copy of the listening socket, so a
+//! connection's requests never leave the shard that took it. When the drain
+//! is done the loop stops accepting and each connection is told to finish:
+//! one mid-answer writes it and closes, an idle one closes at once.
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::rc::Rc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{Notify, watch};
+
+use super::peers::{Access, Caller};
+use super::{Ctx, routes};
+use crate::settings::ServerSettings;
+
+/// How long a connection may stay idle, or take to send a request's head.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// An idle keep-alive connection is closed after this.
+    pub idle: Duration,
+}
+
+impl Timeouts {
+    /// The timeouts `server` configures.
+    pub fn of(server: &ServerSettings) -> Self {
+        Self {
+            idle: Duration::from_millis(server.keep_alive_ms),
+        }
+    }
+}
+
+/// One shard's copies of the listening sockets (the kernel hands each new
+/// connection to whichever shard accepts first).
+pub struct Shared {
+    /// The Unix socket.
+    socket: std::os::unix::net::UnixListener,
+    /// The metrics listener, if any.
+    metrics: Option<std::net::TcpListener>,
+}
+
+impl Shared {
+    /// Copies of `socket` and `metrics` for one shard.
+    pub fn clone_from(
+        socket: &std::os::unix::net::UnixListener,
+        metrics: Option<&std::net::TcpListener>,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            socket: socket.try_clone()?,
+            metrics: metrics.map(std::net::TcpListener::try_clone).transpose()?,
+        })
+    }
+}
+
+/// Connections open on this shard; the last one out wakes the stop.
+#[derive(Default)]
+struct Open {
+    /// How many.
+    count: Cell<usize>,
+    /// Notified when it reaches zero.
+    none: Notify,
+}
+
+/// Counts one connection while it lives.
+struct OpenGuard(Rc<Open>);
+
+impl OpenGuard {
+    fn new(open: &Rc<Open>) -> Self {
+        open.count.set(open.count.get() + 1);
+        Self(open.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        let left = self.0.count.get() - 1;
+        self.0.count.set(left);
+        if left == 0 {
+            self.0.none.notify_waiters();
+        }
+    }
+}
+
+/// Serves `listeners` on this thread until `stop`, then waits for the open
+/// connections to finish.
+pub async fn serve(listeners: Shared, cx: Ctx, mut stop: watch::Receiver<bool>) {
+    let (socket, metrics) = match into_tokio(listeners) {
+        Ok(listeners) => listeners,
+        Err(err) => return tracing::error!(%err, "cannot listen on this shard"),
+    };
+    let cx = Rc::new(cx);
+    let open = Rc::new(Open::default());
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(cx.app.timeouts.idle)
+        .keep_alive(true);
+    let builder = Rc::new(builder);
+    loop {
+        tokio::select! {
+            accepted = socket.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let caller = cx.app.policy.identify(&stream);
+                    spawn(stream, caller, &cx, &builder, &open, &stop);
+                }
+                Err(err) => backoff(err).await,
+            },
+            accepted = accept_tcp(metrics.as_ref()) => match accepted {
+                Ok(stream) => {
+                    let caller = Caller { peer: None, access: Access::MetricsOnly };
+                    spawn(stream, caller, &cx, &builder, &open, &stop);
+                }
+                Err(err) => backoff(err).await,
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    drop(socket);
+    while open.count.get() > 0 {
+        open.none.notified().await;
+    }
+}
+
+fn into_tokio(listeners: Shared) -> std::io::Result<(UnixListener, Option<TcpListener>)> {
+    listeners.socket.set_nonblocking(true)?;
+    let socket = UnixListener::from_std(listeners.socket)?;
+    let metrics = listeners.metrics.map(TcpListener::from_std).transpose()?;
+    Ok((socket, metrics))
+}
+
+async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {
+    match listener {
+        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
+        None => std::future::pending().await,
+    }
+}
+
+/// After a failed accept (out of file descriptors under load, say), waits
+/// a moment instead of spinning.
+async fn backoff(err: std::io::Error) {
+    tracing::warn!(%err, "accept failed; retrying shortly");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// Serves one connection on this thread.
+fn spawn<S>(
+    io: S,
+    caller: Caller,
+    cx: &Rc<Ctx>,
+    builder: &Rc<http1::Builder>,
+    open: &Rc<Open>,
+    stop: &watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let (cx, builder, mut stop) = (cx.clone(), builder.clone(), stop.clone());
+    let guard = OpenGuard::new(open);
+    actix_rt::spawn(async move {
+        let _guard = guard;
+        let caller = Rc::new(caller);
+        let service = service_fn(move |req| {
+            let (cx, caller) = (cx.clone(), caller.clone());
+            async move { Ok::<_, Infallible>(routes::handle(req, &cx, &caller).await) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+        }
+        let _ = conn.await;
+    });
+}
