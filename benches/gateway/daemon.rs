@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::http1::{Conn, Expect, Target, get_request};
-use crate::procfs;
+use crate::procfs::{self, Gateway};
 
 /// How long the daemon gets to answer its first `/healthz`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -170,22 +170,17 @@ impl Daemon {
 
     /// Whether `GET /healthz` answers 200 right now.
     pub async fn health(&self) -> bool {
-        let target = Target::Unix(self.socket.clone());
-        let Ok(stream) = target.connect().await else {
-            return false;
-        };
-        let mut conn = Conn::new(stream);
-        let request = get_request("/healthz");
-        let ask = conn.exchange(&request, Expect::Any);
-        matches!(
-            tokio::time::timeout(Duration::from_secs(2), ask).await,
-            Ok(Ok(_))
-        )
+        answers(&self.target(), "/healthz").await
     }
 
     /// The daemon as a client target.
     pub fn target(&self) -> Target {
         Target::Unix(self.socket.clone())
+    }
+
+    /// Its process, for the CPU probe.
+    pub fn gateway(&self) -> Gateway {
+        Gateway::Process(self.pid)
     }
 
     /// Resident memory now, KiB.
@@ -266,6 +261,21 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether `GET path` on a new connection to `target` answers 200 within
+/// 2 s right now (the readiness probe of the daemon and the floor).
+pub async fn answers(target: &Target, path: &str) -> bool {
+    let Ok(stream) = target.connect().await else {
+        return false;
+    };
+    let mut conn = Conn::new(stream);
+    let request = get_request(path);
+    let ask = conn.exchange(&request, Expect::Any);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), ask).await,
+        Ok(Ok(_))
+    )
 }
 
 /// The last lines of a log, for error messages.

@@ -2,12 +2,12 @@
 //! connection is opened first (concurrently, retrying while the daemon's
 //! listen backlog is full), then all requests leave together, and each
 //! connection can be held open after its answer, as a pooling client would,
-//! until the scenario releases it. Also the h2c baseline client: one HTTP/2
-//! prior-knowledge connection to the fake provider carrying every request.
+//! until the scenario releases it. Also the h2c client: one HTTP/2
+//! prior-knowledge connection (to the fake provider, or the floor) carrying
+//! every request.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,6 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -243,12 +242,13 @@ pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
     }
 }
 
-/// The h2c baseline: one HTTP/2 prior-knowledge connection to `addr`
-/// carrying `n` chat requests with `body` at once; waits for all answers.
-pub async fn h2c_all_at_once(addr: SocketAddr, body: &str, n: usize) -> Rc<Outcome> {
+/// The h2c client: one HTTP/2 prior-knowledge connection to `target` (the
+/// fake provider directly, or the floor's h2c socket) carrying `n` chat
+/// requests with `body` at once; waits for all answers.
+pub async fn h2c_all_at_once(target: &Target, body: &str, n: usize) -> Rc<Outcome> {
     let outcome = Rc::new(Outcome::new());
     let began = Instant::now();
-    let sender = match connect_h2(addr).await {
+    let sender = match connect_h2(target).await {
         Ok(sender) => sender,
         Err(_) => {
             for _ in 0..n {
@@ -261,7 +261,11 @@ pub async fn h2c_all_at_once(addr: SocketAddr, body: &str, n: usize) -> Rc<Outco
     outcome.connect_time.set(began.elapsed());
     outcome.go_at.set(Some(Instant::now()));
     let body = Bytes::from(body.to_owned());
-    let uri = format!("http://{addr}/v1/chat/completions");
+    let authority = match target {
+        Target::Tcp(addr) => addr.to_string(),
+        Target::Unix(_) => "localhost".to_owned(),
+    };
+    let uri = format!("http://{authority}/v1/chat/completions");
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let (mut sender, out) = (sender.clone(), Rc::clone(&outcome));
@@ -314,15 +318,14 @@ pub async fn h2c_all_at_once(addr: SocketAddr, body: &str, n: usize) -> Rc<Outco
 
 /// Opens an h2c connection and drives it in a background task.
 async fn connect_h2(
-    addr: SocketAddr,
+    target: &Target,
 ) -> anyhow::Result<hyper::client::conn::http2::SendRequest<Full<Bytes>>> {
-    let tcp = TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
+    let stream = target.connect().await?;
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(1 << 20)
         .initial_connection_window_size(16 << 20)
         .max_concurrent_reset_streams(100_000)
-        .handshake(TokioIo::new(tcp))
+        .handshake(TokioIo::new(stream))
         .await?;
     tokio::task::spawn_local(async move {
         let _ = conn.await;

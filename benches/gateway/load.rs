@@ -30,7 +30,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// One side of a comparison: where to send, what, and what to expect back.
 /// Its idle connections persist across runs, so later rounds start warm.
 pub struct Side {
-    /// `"daemon"` or `"direct"`.
+    /// `"daemon"`, `"bare"`, `"floor"` or `"direct"`.
     pub name: &'static str,
     /// Where it connects.
     pub target: Target,

@@ -2,27 +2,33 @@
 //! [--scenario N]... [--out DIR]`.
 //!
 //! It runs the release `switchboard` daemon as a child process in front of
-//! an in-process fake provider, and the same fake provider directly, in one
-//! run, and prints daemon vs direct for six scenarios (overhead, saturation,
-//! concurrency, head-of-line blocking, streaming, drain) as a Markdown table,
-//! also written to `<out>/gateway.md` and `<out>/gateway.json`.
+//! an in-process fake provider, the same fake provider directly, and nginx
+//! as a plain reverse proxy on the daemon's hop (the floor, when nginx is
+//! installed), in one run, and prints daemon vs direct and daemon vs floor
+//! for six scenarios (overhead, saturation, concurrency, head-of-line
+//! blocking, streaming, drain) as a Markdown table, also written to
+//! `<out>/gateway.md` and `<out>/gateway.json`.
 //!
 //! Threads: the load client runs on this (main) thread's single-threaded
 //! tokio runtime; the fake providers run on their own single-threaded
-//! runtime thread; the daemon is a separate process. Each one's CPU time is
-//! read from `/proc` around every run. Exit status is non-zero only when the
-//! harness itself fails; missed targets are results, not failures.
+//! runtime thread; the daemon and nginx are separate processes. Each one's
+//! CPU time is read from `/proc` around every run. Exit status is non-zero
+//! only when the harness itself fails; missed targets are results, not
+//! failures, and a missing nginx only skips the floor.
 
 mod daemon;
 mod fanout;
+mod floor;
 mod http1;
 mod load;
 mod net;
 mod procfs;
 mod report;
 mod rounds;
+mod rows;
 mod scenarios_fanout;
 mod scenarios_load;
+mod scenarios_stream;
 mod stats;
 
 use std::path::PathBuf;
@@ -33,7 +39,8 @@ use serde_json::json;
 use switchboard_testkit::FakeProvider;
 
 use crate::daemon::Daemon;
-use crate::procfs::CpuProbe;
+use crate::floor::{Floor, Nginx};
+use crate::procfs::{CpuProbe, Gateway};
 use crate::report::Report;
 
 /// Command-line options (unknown ones, like cargo's `--bench`, are ignored).
@@ -99,15 +106,33 @@ pub struct Bench {
     pub client_tid: i32,
     /// The fake providers' thread id.
     pub fake_tid: i32,
+    /// nginx, for the floor, or why there is none.
+    pub nginx: Result<Nginx, String>,
 }
 
 impl Bench {
-    /// A CPU probe for the client, the fake and (if given) the daemon.
-    pub fn probe(&self, daemon: Option<&Daemon>) -> CpuProbe {
+    /// A CPU probe for the client, the fake and (if given) the gateway.
+    pub fn probe(&self, gateway: Option<Gateway>) -> CpuProbe {
         CpuProbe {
             client_tid: self.client_tid,
             fake_tid: self.fake_tid,
-            daemon_pid: daemon.map(|d| d.pid),
+            gateway,
+        }
+    }
+
+    /// Starts a floor whose error log is `<out>/floor-<name>.log`, in front
+    /// of the `fast` fake provider. Without nginx, or if it fails to start
+    /// (noted), there is none: the daemon's own figures still come out.
+    pub async fn floor(&self, name: &str, report: &mut Report) -> Option<Floor> {
+        let nginx = self.nginx.as_ref().ok()?;
+        match Floor::start(nginx, &self.opts.out, name, self.fast.addr()).await {
+            Ok(floor) => Some(floor),
+            Err(e) => {
+                report.note(format!(
+                    "floor `{name}` did not start, its rows are skipped: {e:#}"
+                ));
+                None
+            }
         }
     }
 
@@ -166,6 +191,7 @@ fn run(opts: Options) -> anyhow::Result<()> {
         stuck,
         client_tid: procfs::current_tid(),
         fake_tid,
+        nginx: floor::find_nginx(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -175,6 +201,7 @@ fn run(opts: Options) -> anyhow::Result<()> {
     drop(local);
     drop(rt);
     let (mut report, settings) = result?;
+    note_floor(&bench, &mut report);
     report.sort();
     let mode = if opts.quick { "quick" } else { "full" };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -186,6 +213,11 @@ fn run(opts: Options) -> anyhow::Result<()> {
         "open_file_limit": {"soft": soft, "hard": hard},
         "daemon_binary": bench.bin.display().to_string(),
         "daemon_settings": settings,
+        "floor": match &bench.nginx {
+            Ok(nginx) => json!({"nginx": nginx.path.display().to_string(), "version": nginx.version,
+                                "worker_processes": floor::workers()}),
+            Err(why) => json!({"skipped": why}),
+        },
         "scenarios_run": (1..=6).filter(|n| opts.wants(*n)).collect::<Vec<u8>>(),
     });
     let header = format!(
@@ -205,36 +237,15 @@ async fn scenarios(b: &Bench) -> anyhow::Result<(Report, String)> {
     let mut report = Report::default();
     let mut settings = String::new();
     if [1, 2, 4, 5].iter().any(|n| b.opts.wants(*n)) {
-        let shared = b.daemon("shared").await?;
-        settings = shared.settings.clone();
-        // Scenarios 1 and 2 also run through a daemon without history and
-        // metrics, in the same rounds, to show what recording costs.
-        let bare = match b.opts.wants(1) || b.opts.wants(2) {
-            true => Some(b.daemon_with("bare", false).await?),
-            false => None,
-        };
-        let mut alone = None;
-        if b.opts.wants(1) {
-            alone = Some(scenarios_load::overhead(b, &shared, bare.as_ref(), &mut report).await?);
-        }
-        if b.opts.wants(2) {
-            scenarios_load::saturation(b, &shared, bare.as_ref(), &mut report).await?;
-        }
-        if let Some(bare) = bare {
-            finish_daemon(bare, "bare", &mut report).await;
-        }
-        if b.opts.wants(4) {
-            scenarios_load::head_of_line(b, &shared, alone, &mut report).await?;
-        }
-        if b.opts.wants(5) {
-            scenarios_fanout::streaming(b, &shared, &mut report).await?;
-        }
-        finish_daemon(shared, "shared", &mut report).await;
+        settings = shared_scenarios(b, &mut report).await?;
     }
     if b.opts.wants(3) {
         let daemon = b.daemon("concurrency").await?;
         settings = daemon.settings.clone();
-        scenarios_fanout::concurrency(b, &daemon, &mut report).await?;
+        // A floor of its own, so its peak memory is this scenario's.
+        let floor = b.floor("concurrency", &mut report).await;
+        scenarios_fanout::concurrency(b, &daemon, floor.as_ref(), &mut report).await?;
+        finish_floor(floor, "concurrency", &mut report);
         finish_daemon(daemon, "concurrency", &mut report).await;
     }
     if b.opts.wants(6) {
@@ -243,6 +254,90 @@ async fn scenarios(b: &Bench) -> anyhow::Result<(Report, String)> {
         scenarios_fanout::drain(b, daemon, &mut report).await?;
     }
     Ok((report, settings))
+}
+
+/// Scenarios 1, 2, 4 and 5, on one daemon (and one floor); returns the
+/// daemon's settings.
+async fn shared_scenarios(b: &Bench, report: &mut Report) -> anyhow::Result<String> {
+    let shared = b.daemon("shared").await?;
+    // Scenarios 1 and 2 also run through a daemon without history and
+    // metrics, in the same rounds, to show what recording costs.
+    let bare = match b.opts.wants(1) || b.opts.wants(2) {
+        true => Some(b.daemon_with("bare", false).await?),
+        false => None,
+    };
+    let floor = match [1, 2, 5].iter().any(|n| b.opts.wants(*n)) {
+        true => b.floor("shared", report).await,
+        false => None,
+    };
+    let (bare_ref, floor_ref) = (bare.as_ref(), floor.as_ref());
+    let mut alone = None;
+    if b.opts.wants(1) {
+        alone = Some(scenarios_load::overhead(b, &shared, bare_ref, floor_ref, report).await?);
+    }
+    if b.opts.wants(2) {
+        scenarios_load::saturation(b, &shared, bare_ref, floor_ref, report).await?;
+    }
+    if let Some(bare) = bare {
+        finish_daemon(bare, "bare", report).await;
+    }
+    if b.opts.wants(4) {
+        scenarios_load::head_of_line(b, &shared, alone, report).await?;
+    }
+    if b.opts.wants(5) {
+        scenarios_stream::streaming(b, &shared, floor.as_ref(), report).await?;
+    }
+    finish_floor(floor, "shared", report);
+    let settings = shared.settings.clone();
+    finish_daemon(shared, "shared", report).await;
+    Ok(settings)
+}
+
+/// Notes which nginx the floor is and how it runs, or why there is none.
+fn note_floor(b: &Bench, report: &mut Report) {
+    let nginx = match &b.nginx {
+        Ok(nginx) => nginx,
+        Err(why) => return report.note(why.clone()),
+    };
+    report.note(format!(
+        "floor: {} (`{}`) as a plain reverse proxy on the daemon's hop (Unix socket in, \
+         loopback TCP out), {} worker processes (one per core, as the daemon runs one shard \
+         per core), at most {} idle keep-alive upstream connections per worker, \
+         proxy_buffering off; it sends what the direct side sends. Its CPU is its master's \
+         and workers' together; its config is in gateway.json",
+        nginx.version,
+        nginx.path.display(),
+        floor::workers(),
+        floor::UPSTREAM_KEEPALIVE,
+    ));
+}
+
+/// Stops a floor and notes how it ended and what it logged.
+fn finish_floor(floor: Option<Floor>, name: &str, report: &mut Report) {
+    let Some(mut floor) = floor else {
+        return;
+    };
+    let status = floor.stop();
+    let complaints = floor.complaints();
+    let log = floor.log.display().to_string();
+    if status != "exit status: 0" {
+        report.note(format!(
+            "floor `{name}` ended abnormally: {status} (log: {log})"
+        ));
+    }
+    if let Some(first) = complaints.first() {
+        let first = first.chars().take(300).collect::<String>();
+        report.note(format!(
+            "floor `{name}` (nginx) logged {} line(s) at warn or above ({log}); first: `{first}`",
+            complaints.len()
+        ));
+    }
+    let shown: Vec<&String> = complaints.iter().take(20).collect();
+    report.raw(
+        &format!("floor_{name}"),
+        json!({"exit": status, "log": log, "warn_or_error_lines": complaints.len(),
+               "first_lines": shown, "config": floor.config}),
+    );
 }
 
 /// Stops a daemon and notes how it ended and what it logged.

@@ -1,7 +1,9 @@
 //! What the benchmark reads from the kernel: the open-file limit it raises
 //! at start, a process's memory (`/proc/<pid>/status`) and the CPU time
-//! spent by a process or one thread (`/proc/<pid>/task/<tid>/schedstat`,
-//! nanoseconds on the CPU), so every CPU figure is measured, never guessed.
+//! spent by one thread, a process, or a process and its children (nginx's
+//! master and workers) from `/proc/<pid>/task/<tid>/schedstat`, nanoseconds
+//! on the CPU, so every CPU figure is measured, never guessed, and the
+//! daemon and the floor are measured by the same clock.
 
 use std::fs;
 use std::io;
@@ -58,10 +60,56 @@ pub fn process_cpu_ns(pid: u32) -> u64 {
         .sum()
 }
 
+/// `pid` and its children (found by the parent pid in `/proc/*/stat`),
+/// alive now.
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let mut tree = vec![pid];
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return tree;
+    };
+    for entry in entries.flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if parent_pid(child) == Some(pid) {
+            tree.push(child);
+        }
+    }
+    tree
+}
+
+/// The parent pid of `pid`: the field after the state in `/proc/<pid>/stat`,
+/// read after the last `)` since the command name may hold spaces.
+fn parent_pid(pid: u32) -> Option<u32> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The first field of a `schedstat` file: time on the CPU, in ns.
 fn schedstat_ns(path: &str) -> Option<u64> {
     let text = fs::read_to_string(path).ok()?;
     text.split_whitespace().next()?.parse().ok()
+}
+
+/// The gateway a leg goes through, whose CPU a probe reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Gateway {
+    /// One process, every thread of it (the daemon).
+    Process(u32),
+    /// A process and its children (nginx's master and its workers, which
+    /// the master may replace, so they are looked up at every sample).
+    Tree(u32),
+}
+
+impl Gateway {
+    /// Nanoseconds its processes (alive now) have spent on a CPU.
+    fn cpu_ns(self) -> u64 {
+        match self {
+            Gateway::Process(pid) => process_cpu_ns(pid),
+            Gateway::Tree(pid) => process_tree(pid).into_iter().map(process_cpu_ns).sum(),
+        }
+    }
 }
 
 /// CPU time of the three parties of a run, read together.
@@ -71,8 +119,8 @@ pub struct CpuSample {
     pub client_ns: u64,
     /// The fake provider's thread (in this process).
     pub fake_ns: u64,
-    /// Every thread of the daemon process.
-    pub daemon_ns: u64,
+    /// The gateway's processes: the daemon, or nginx for the floor.
+    pub gateway_ns: u64,
 }
 
 /// Where to read [`CpuSample`]s from.
@@ -82,8 +130,8 @@ pub struct CpuProbe {
     pub client_tid: i32,
     /// The fake provider's thread id.
     pub fake_tid: i32,
-    /// The daemon's pid, if one is running.
-    pub daemon_pid: Option<u32>,
+    /// The gateway in between, if there is one.
+    pub gateway: Option<Gateway>,
 }
 
 impl CpuProbe {
@@ -92,7 +140,7 @@ impl CpuProbe {
         CpuSample {
             client_ns: thread_cpu_ns(self.client_tid),
             fake_ns: thread_cpu_ns(self.fake_tid),
-            daemon_ns: self.daemon_pid.map_or(0, process_cpu_ns),
+            gateway_ns: self.gateway.map_or(0, Gateway::cpu_ns),
         }
     }
 }
@@ -103,7 +151,7 @@ impl CpuSample {
         CpuSample {
             client_ns: self.client_ns.saturating_sub(earlier.client_ns),
             fake_ns: self.fake_ns.saturating_sub(earlier.fake_ns),
-            daemon_ns: self.daemon_ns.saturating_sub(earlier.daemon_ns),
+            gateway_ns: self.gateway_ns.saturating_sub(earlier.gateway_ns),
         }
     }
 
@@ -111,6 +159,6 @@ impl CpuSample {
     pub fn add(&mut self, other: &CpuSample) {
         self.client_ns += other.client_ns;
         self.fake_ns += other.fake_ns;
-        self.daemon_ns += other.daemon_ns;
+        self.gateway_ns += other.gateway_ns;
     }
 }

@@ -1,6 +1,7 @@
-//! The report: figures (daemon, direct, their ratio or difference, the
-//! target and whether it was met), notes, and raw per-run numbers; printed
-//! as a Markdown table and written to `<out>/gateway.md` and
+//! The report: figures (daemon, direct, floor, the daemon's ratio to or
+//! difference from each of the other two, the target, the side it is
+//! judged against, and whether it was met), notes, and raw per-run numbers;
+//! printed as a Markdown table and written to `<out>/gateway.md` and
 //! `<out>/gateway.json`.
 
 use std::fmt::Write as _;
@@ -8,25 +9,34 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-/// How a figure's daemon and direct values are compared.
+/// How a figure's daemon value is compared with the direct and floor ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compare {
     /// No comparison (the figure has one value).
     None,
-    /// daemon − direct.
+    /// daemon − other.
     Difference,
-    /// daemon ÷ direct.
+    /// daemon ÷ other.
     Ratio,
 }
 
-/// A target: the checked value (the comparison if any, else the daemon's)
-/// must be at most or at least this.
+/// A target: the checked value (the comparison with the side it is judged
+/// against if any, else the daemon's) must be at most or at least this.
 #[derive(Debug, Clone, Copy)]
 pub enum Target {
     /// ≤ this.
     AtMost(f64),
     /// ≥ this.
     AtLeast(f64),
+}
+
+/// The side a target compares the daemon with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versus {
+    /// The fake provider, directly.
+    Direct,
+    /// nginx on the same hop.
+    Floor,
 }
 
 /// One row of the table.
@@ -40,32 +50,119 @@ pub struct Figure {
     pub daemon: Option<f64>,
     /// The direct baseline's value.
     pub direct: Option<f64>,
-    /// How the two are compared.
+    /// The floor's value.
+    pub floor: Option<f64>,
+    /// How the daemon is compared with the others.
     pub compare: Compare,
     /// The target, if there is one.
     pub target: Option<Target>,
+    /// What the target compares with.
+    pub versus: Versus,
 }
 
 impl Figure {
-    /// The comparison value, if both sides were measured.
-    pub fn compared(&self) -> Option<f64> {
-        let (a, b) = (self.daemon?, self.direct?);
+    /// The daemon's value compared with `other`, if both were measured (a
+    /// ratio only to a positive value: a negative one is noise in a
+    /// difference, and no ratio to it means anything).
+    fn compared_with(&self, other: Option<f64>) -> Option<f64> {
+        let (a, b) = (self.daemon?, other?);
         match self.compare {
             Compare::None => None,
             Compare::Difference => Some(a - b),
-            Compare::Ratio => (b != 0.0).then(|| a / b),
+            Compare::Ratio => (b > 0.0).then(|| a / b),
         }
+    }
+
+    /// The comparison with the direct baseline.
+    pub fn compared(&self) -> Option<f64> {
+        self.compared_with(self.direct)
+    }
+
+    /// The comparison with the floor.
+    pub fn compared_to_floor(&self) -> Option<f64> {
+        self.compared_with(self.floor)
     }
 
     /// Whether the target was met (`None`: no target, or not measured).
     pub fn met(&self) -> Option<bool> {
-        let value = match self.compare {
-            Compare::None => self.daemon?,
-            _ => self.compared()?,
+        let value = match (self.compare, self.versus) {
+            (Compare::None, _) => self.daemon?,
+            (_, Versus::Direct) => self.compared()?,
+            (_, Versus::Floor) => self.compared_to_floor()?,
         };
         Some(match self.target? {
             Target::AtMost(t) => value <= t,
             Target::AtLeast(t) => value >= t,
+        })
+    }
+
+    /// Sets the floor's value and, if given, a target against the floor
+    /// (which replaces any target against the direct baseline).
+    pub fn floor(&mut self, value: Option<f64>, target: Option<Target>) -> &mut Figure {
+        self.floor = value;
+        if target.is_some() {
+            self.target = target;
+            self.versus = Versus::Floor;
+        }
+        self
+    }
+
+    /// The target as the table shows it, e.g. `÷ floor ≥ 0.9`.
+    fn target_text(&self) -> String {
+        let Some(target) = self.target else {
+            return "—".to_owned();
+        };
+        let side = match self.versus {
+            Versus::Direct => "direct",
+            Versus::Floor => "floor",
+        };
+        let what = match self.compare {
+            Compare::Difference => format!("− {side} "),
+            Compare::Ratio => format!("÷ {side} "),
+            Compare::None => String::new(),
+        };
+        match target {
+            Target::AtMost(v) => format!("{what}≤ {}", num(v)),
+            Target::AtLeast(v) => format!("{what}≥ {}", num(v)),
+        }
+    }
+
+    /// A comparison as the table shows it.
+    fn compared_text(&self, value: Option<f64>) -> String {
+        match (self.compare, value) {
+            (Compare::Difference, Some(v)) => format!("{v:+.1}"),
+            (Compare::Ratio, Some(v)) => format!("×{v:.3}"),
+            _ => "—".to_owned(),
+        }
+    }
+
+    /// The figure for the JSON report.
+    fn to_json(&self) -> Value {
+        let (vs_direct, vs_floor) = match self.compare {
+            Compare::None => ("none", "none"),
+            Compare::Difference => ("daemon - direct", "daemon - floor"),
+            Compare::Ratio => ("daemon / direct", "daemon / floor"),
+        };
+        json!({
+            "scenario": self.scenario,
+            "scenario_name": scenario_name(self.scenario),
+            "figure": self.name,
+            "daemon": self.daemon,
+            "direct": self.direct,
+            "floor": self.floor,
+            "compare": vs_direct,
+            "compared": self.compared(),
+            "compare_floor": vs_floor,
+            "compared_floor": self.compared_to_floor(),
+            "target": self.target.map(|t| match t {
+                Target::AtMost(v) => json!({"at_most": v}),
+                Target::AtLeast(v) => json!({"at_least": v}),
+            }),
+            "target_versus": match self.versus {
+                Versus::Direct => "direct",
+                Versus::Floor => "floor",
+            },
+            "met": self.met(),
         })
     }
 }
@@ -82,7 +179,7 @@ pub struct Report {
 }
 
 impl Report {
-    /// Adds a row.
+    /// Adds a row (with no floor value; [`Figure::floor`] adds one).
     pub fn add(
         &mut self,
         scenario: u8,
@@ -91,15 +188,18 @@ impl Report {
         direct: Option<f64>,
         compare: Compare,
         target: Option<Target>,
-    ) {
+    ) -> &mut Figure {
         self.figures.push(Figure {
             scenario,
             name: name.into(),
             daemon,
             direct,
+            floor: None,
             compare,
             target,
+            versus: Versus::Direct,
         });
+        self.figures.last_mut().expect("just pushed")
     }
 
     /// Adds a note.
@@ -117,29 +217,11 @@ impl Report {
         let mut md = String::new();
         let _ = writeln!(md, "{header}\n");
         md.push_str(
-            "| scenario | figure | daemon | direct | ratio / difference | target | met? |\n",
+            "| scenario | figure | daemon | direct | floor | vs direct | vs floor | target | met? |\n",
         );
-        md.push_str("|---|---|--:|--:|--:|---|---|\n");
+        md.push_str("|---|---|--:|--:|--:|--:|--:|---|---|\n");
+        let value = |v: Option<f64>| v.map_or("—".to_owned(), num);
         for f in &self.figures {
-            let compared = match (f.compare, f.compared()) {
-                (Compare::Difference, Some(v)) => format!("{v:+.1}"),
-                (Compare::Ratio, Some(v)) => format!("×{v:.3}"),
-                _ => "—".to_owned(),
-            };
-            let target = match (f.target, f.compare) {
-                (None, _) => "—".to_owned(),
-                (Some(t), c) => {
-                    let what = match c {
-                        Compare::Difference => "diff ",
-                        Compare::Ratio => "ratio ",
-                        Compare::None => "",
-                    };
-                    match t {
-                        Target::AtMost(v) => format!("{what}≤ {}", num(v)),
-                        Target::AtLeast(v) => format!("{what}≥ {}", num(v)),
-                    }
-                }
-            };
             let met = match f.met() {
                 Some(true) => "yes",
                 Some(false) => "**no**",
@@ -147,14 +229,16 @@ impl Report {
             };
             let _ = writeln!(
                 md,
-                "| {} {} | {} | {} | {} | {} | {} | {} |",
+                "| {} {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 f.scenario,
                 scenario_name(f.scenario),
                 f.name,
-                f.daemon.map_or("—".to_owned(), num),
-                f.direct.map_or("—".to_owned(), num),
-                compared,
-                target,
+                value(f.daemon),
+                value(f.direct),
+                value(f.floor),
+                f.compared_text(f.compared()),
+                f.compared_text(f.compared_to_floor()),
+                f.target_text(),
                 met
             );
         }
@@ -179,30 +263,7 @@ impl Report {
         let md = self.markdown(header);
         println!("{md}");
         std::fs::write(out.join("gateway.md"), &md)?;
-        let figures: Vec<Value> = self
-            .figures
-            .iter()
-            .map(|f| {
-                json!({
-                    "scenario": f.scenario,
-                    "scenario_name": scenario_name(f.scenario),
-                    "figure": f.name,
-                    "daemon": f.daemon,
-                    "direct": f.direct,
-                    "compare": match f.compare {
-                        Compare::None => "none",
-                        Compare::Difference => "daemon - direct",
-                        Compare::Ratio => "daemon / direct",
-                    },
-                    "compared": f.compared(),
-                    "target": f.target.map(|t| match t {
-                        Target::AtMost(v) => json!({"at_most": v}),
-                        Target::AtLeast(v) => json!({"at_least": v}),
-                    }),
-                    "met": f.met(),
-                })
-            })
-            .collect();
+        let figures: Vec<Value> = self.figures.iter().map(Figure::to_json).collect();
         let mut doc = meta;
         doc["figures"] = Value::Array(figures);
         doc["notes"] = json!(self.notes);

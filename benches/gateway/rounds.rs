@@ -1,7 +1,8 @@
 //! Runs of several sides of a comparison in alternating rounds: the daemon,
-//! the daemon without history and metrics, the fake provider directly. The
-//! order reverses every round (A B C, C B A, …), so drift in the shared
-//! machine's load hits every side alike.
+//! the daemon without history and metrics, the floor (nginx on the same
+//! hop), the fake provider directly. The order reverses every round
+//! (A B C D, D C B A, …), so drift in the shared machine's load hits every
+//! side alike.
 
 use std::future::Future;
 use std::rc::Rc;
@@ -11,6 +12,7 @@ use anyhow::Context as _;
 
 use crate::Bench;
 use crate::daemon::Daemon;
+use crate::floor::Floor;
 use crate::http1::{Expect, Target, chat_body, chat_request};
 use crate::load::Side;
 use crate::procfs::CpuProbe;
@@ -20,7 +22,7 @@ use crate::stats::Stats;
 pub struct Leg {
     /// Where the load goes.
     pub side: Rc<Side>,
-    /// The CPU of the client, the fake and this side's daemon.
+    /// The CPU of the client, the fake and this side's gateway.
     probe: CpuProbe,
     /// Every round's figures, merged.
     pub stats: Stats,
@@ -32,41 +34,79 @@ pub struct Legs {
     pub daemon: Leg,
     /// Through a daemon with history and metrics off, when measured.
     pub bare: Option<Leg>,
+    /// Through nginx, when it is installed.
+    pub floor: Option<Leg>,
     /// Straight to the fake provider.
     pub direct: Leg,
 }
 
-fn leg(b: &Bench, name: &'static str, daemon: Option<&Daemon>, model: &str) -> Leg {
-    let side = match daemon {
-        Some(d) => Side::new(
-            name,
-            d.target(),
-            chat_request(&chat_body(&format!("fast/{model}"), false)),
-            Expect::Completion { session: true },
+/// Where a leg's load goes.
+enum Via<'a> {
+    /// Through a daemon, to its `fast` provider.
+    Daemon(&'a Daemon),
+    /// Through nginx, which sends what the direct side sends.
+    Floor(&'a Floor),
+    /// To the fake provider.
+    Direct,
+}
+
+/// A leg named `name` asking for `model` via `via`; the daemon's carries
+/// the provider prefix and must answer with its `session` object.
+fn leg(b: &Bench, name: &'static str, via: Via, model: &str) -> Leg {
+    let plain = chat_request(&chat_body(model, false));
+    let expect = Expect::Completion { session: false };
+    let (side, gateway) = match via {
+        Via::Daemon(d) => {
+            let request = chat_request(&chat_body(&format!("fast/{model}"), false));
+            let expect = Expect::Completion { session: true };
+            (
+                Side::new(name, d.target(), request, expect),
+                Some(d.gateway()),
+            )
+        }
+        Via::Floor(f) => (
+            Side::new(name, f.target(), plain, expect),
+            Some(f.gateway()),
         ),
-        None => Side::new(
-            name,
-            Target::Tcp(b.fast.addr()),
-            chat_request(&chat_body(model, false)),
-            Expect::Completion { session: false },
+        Via::Direct => (
+            Side::new(name, Target::Tcp(b.fast.addr()), plain, expect),
+            None,
         ),
     };
     Leg {
         side,
-        probe: b.probe(daemon),
+        probe: b.probe(gateway),
         stats: Stats::default(),
     }
 }
 
 impl Legs {
     /// The legs for `model` on the `fast` provider: through `daemon`,
-    /// through `bare` when given, and direct.
-    pub fn new(b: &Bench, daemon: &Daemon, bare: Option<&Daemon>, model: &str) -> Self {
+    /// through `bare` and `floor` when given, and direct.
+    pub fn new(
+        b: &Bench,
+        daemon: &Daemon,
+        bare: Option<&Daemon>,
+        floor: Option<&Floor>,
+        model: &str,
+    ) -> Self {
         Self {
-            daemon: leg(b, "daemon", Some(daemon), model),
-            bare: bare.map(|bare| leg(b, "bare", Some(bare), model)),
-            direct: leg(b, "direct", None, model),
+            daemon: leg(b, "daemon", Via::Daemon(daemon), model),
+            bare: bare.map(|bare| leg(b, "bare", Via::Daemon(bare), model)),
+            floor: floor.map(|floor| leg(b, "floor", Via::Floor(floor), model)),
+            direct: leg(b, "direct", Via::Direct, model),
         }
+    }
+
+    /// Every leg, in the first round's order.
+    fn all(&mut self) -> Vec<&mut Leg> {
+        let legs = [
+            Some(&mut self.daemon),
+            self.bare.as_mut(),
+            self.floor.as_mut(),
+            Some(&mut self.direct),
+        ];
+        legs.into_iter().flatten().collect()
     }
 
     /// Runs `load` on every leg, `rounds` times in alternating order.
@@ -76,14 +116,7 @@ impl Legs {
         Fut: Future<Output = anyhow::Result<Stats>>,
     {
         for round in 0..rounds {
-            let mut legs: Vec<&mut Leg> = [
-                Some(&mut self.daemon),
-                self.bare.as_mut(),
-                Some(&mut self.direct),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            let mut legs = self.all();
             if round % 2 == 1 {
                 legs.reverse();
             }
@@ -100,13 +133,12 @@ impl Legs {
     }
 
     /// Warms every leg up with `load`.
-    pub async fn warm<F, Fut>(&self, load: F) -> anyhow::Result<()>
+    pub async fn warm<F, Fut>(&mut self, load: F) -> anyhow::Result<()>
     where
         F: Fn(Rc<Side>) -> Fut,
         Fut: Future<Output = anyhow::Result<Stats>>,
     {
-        let legs = [Some(&self.daemon), self.bare.as_ref(), Some(&self.direct)];
-        for leg in legs.into_iter().flatten() {
+        for leg in self.all() {
             load(leg.side.clone()).await?;
         }
         Ok(())

@@ -1,6 +1,7 @@
-//! Scenarios 3, 5 and 6, which open one connection per request and send
-//! them all at once with [`crate::fanout`]: concurrency and memory per live
-//! session, streaming relay, and the drain on SIGTERM.
+//! Scenarios 3 and 6, which open one connection per request and send them
+//! all at once with [`crate::fanout`]: concurrency and memory per live
+//! session (with the direct and floor sides over one h2c connection each),
+//! and the drain on SIGTERM.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -10,17 +11,10 @@ use serde_json::json;
 use crate::Bench;
 use crate::daemon::Daemon;
 use crate::fanout::{self, Outcome};
-use crate::http1::{Conn, Expect, Target, chat_body, chat_request};
+use crate::floor::Floor;
+use crate::http1::{Conn, Expect, Failure, Target, chat_body, chat_request};
 use crate::report::{Compare, Report, Target as Goal};
 use crate::stats::{failures_json, quantiles};
-
-/// The provider the streaming scenario goes through (HTTP/1.1 pool).
-const STREAM_PROVIDER: &str = "fast";
-/// Content chunks per stream in scenario 5, 10 ms apart.
-const STREAM_CHUNKS: u64 = 100;
-/// `data:` events per complete stream: the content chunks, the stop chunk
-/// and `[DONE]`.
-const EVENTS_PER_STREAM: u64 = STREAM_CHUNKS + 2;
 
 /// One request to make the daemon open its upstream connection and start
 /// its actors before anything is measured.
@@ -31,7 +25,7 @@ async fn warm(daemon: &Daemon, model: &str, r: &mut Report, n: u8) {
             .exchange(&request, Expect::Completion { session: true })
             .await
             .map(|_| ()),
-        Err(_) => Err(crate::http1::Failure::Connect),
+        Err(_) => Err(Failure::Connect),
     };
     if let Err(f) = result {
         r.note(format!("{n}: the warm-up request to {model} failed: {f}"));
@@ -59,26 +53,34 @@ fn mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1e6
 }
 
-/// Scenario 3: N requests at once on `wide` (h2c) with a 2 s provider delay.
-pub async fn concurrency(b: &Bench, daemon: &Daemon, r: &mut Report) -> anyhow::Result<()> {
-    let n = if b.opts.quick { 500 } else { 10_000 };
-    warm(daemon, "wide/instant", r, 3).await;
-    let rss_before = daemon.rss_kib().unwrap_or(0);
+/// The daemon's memory around scenario 3's fan-out, KiB.
+struct Memory {
+    /// Resident before the requests.
+    before: u64,
+    /// Most sessions live at the fake provider at once.
+    live: usize,
+    /// Resident when `live` was reached.
+    at_live: Option<u64>,
+    /// Resident after the answers.
+    after: Option<u64>,
+    /// Peak resident.
+    hwm: Option<u64>,
+}
+
+/// Scenario 3's daemon side: `n` requests at once on `wide`, each on its
+/// own connection, sampling the daemon's memory while they are live.
+async fn through_daemon(b: &Bench, daemon: &Daemon, n: usize) -> (Rc<Outcome>, Memory) {
+    let before = daemon.rss_kib().unwrap_or(0);
     let base = b.fast.in_flight();
     let request: Rc<[u8]> = chat_request(&chat_body("wide/delay-2000", false)).into();
-    let run = fanout::start(
-        &daemon.target(),
-        request,
-        Expect::Completion { session: true },
-        n,
-    )
-    .await;
-    let (mut live, mut rss_live) = (0, None);
+    let expect = Expect::Completion { session: true };
+    let run = fanout::start(&daemon.target(), request, expect, n).await;
+    let (mut live, mut at_live) = (0, None);
     while run.outcome.finished.get() < n {
         let now = b.fast.in_flight().saturating_sub(base);
         if now > live {
             live = now;
-            rss_live = daemon.rss_kib();
+            at_live = daemon.rss_kib();
         }
         if live >= n {
             break;
@@ -86,40 +88,104 @@ pub async fn concurrency(b: &Bench, daemon: &Daemon, r: &mut Report) -> anyhow::
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     run.finished().await;
-    let hwm = daemon.hwm_kib();
-    let rss_after = daemon.rss_kib();
-    let d = run.release().await;
-    let x = fanout::h2c_all_at_once(b.fast.addr(), &chat_body("delay-2000", false), n).await;
+    let (hwm, after) = (daemon.hwm_kib(), daemon.rss_kib());
+    let memory = Memory {
+        before,
+        live,
+        at_live,
+        after,
+        hwm,
+    };
+    (run.release().await, memory)
+}
+
+/// Scenario 3: N requests at once with a 2 s provider delay through the
+/// daemon (on `wide`, h2c upstream), directly, and through the floor.
+pub async fn concurrency(
+    b: &Bench,
+    daemon: &Daemon,
+    floor: Option<&Floor>,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    let n = if b.opts.quick { 500 } else { 10_000 };
+    warm(daemon, "wide/instant", r, 3).await;
+    let (d, memory) = through_daemon(b, daemon, n).await;
+    let body = chat_body("delay-2000", false);
+    let x = fanout::h2c_all_at_once(&Target::Tcp(b.fast.addr()), &body, n).await;
+    let f = match floor {
+        Some(floor) => {
+            let f = fanout::h2c_all_at_once(&floor.h2_target(), &body, n).await;
+            Some((f, floor.hwm_kib()))
+        }
+        None => None,
+    };
+    let f = f.as_ref().map(|(o, hwm)| (o.as_ref(), *hwm));
+    concurrency_rows(r, n, &d, &x, f, &memory);
+    r.note(concurrency_note(n, &d, &memory, f.is_some()));
+    r.raw(
+        "3_concurrency",
+        json!({
+            "n": n, "rss_before_kib": memory.before, "rss_live_kib": memory.at_live,
+            "live_at_sample": memory.live, "rss_after_kib": memory.after, "hwm_kib": memory.hwm,
+            "daemon": outcome_json(&d), "direct_h2c": outcome_json(&x),
+            "floor_h2c": f.map(|(o, _)| outcome_json(o)), "floor_hwm_kib": f.and_then(|f| f.1),
+        }),
+    );
+    Ok(())
+}
+
+/// Scenario 3's rows of every side; `f` is the floor's outcome and peak
+/// memory.
+fn concurrency_rows(
+    r: &mut Report,
+    n: usize,
+    d: &Outcome,
+    x: &Outcome,
+    f: Option<(&Outcome, Option<u64>)>,
+    memory: &Memory,
+) {
     let nf = n as f64;
-    let ok = (Some(d.ok.get() as f64), Some(x.ok.get() as f64));
+    let ok = |o: &Outcome| Some(o.ok.get() as f64);
+    let (fo, fhwm) = (f.map(|f| f.0), f.and_then(|f| f.1));
     r.add(
         3,
         "requests completed (200)",
-        ok.0,
-        ok.1,
+        ok(d),
+        ok(x),
         Compare::None,
         Some(Goal::AtLeast(nf)),
-    );
-    let wall = (secs(d.wall()), secs(x.wall()));
+    )
+    .floor(fo.and_then(ok), None);
+    let wall = |o: &Outcome| secs(o.wall());
+    let name = "wall time, all sent → last answer (s)";
     r.add(
         3,
-        "wall time, all sent → last answer (s)",
-        wall.0,
-        wall.1,
+        name,
+        wall(d),
+        wall(x),
         Compare::Ratio,
         Some(Goal::AtMost(1.1)),
-    );
+    )
+    .floor(fo.and_then(wall), None);
+    let name = "peak RSS, VmHWM (MB) [floor: nginx master + workers, summed]";
     r.add(
         3,
-        "daemon peak RSS, VmHWM (MB)",
-        hwm.map(mb),
+        name,
+        memory.hwm.map(mb),
         None,
         Compare::None,
         Some(Goal::AtMost(150.0)),
-    );
-    let per = rss_live
-        .filter(|_| live > 0)
-        .map(|l| (l as f64 - rss_before as f64) / live as f64);
+    )
+    .floor(fhwm.map(mb), None);
+    memory_rows(r, n, d, memory);
+}
+
+/// Scenario 3's rows of the daemon alone: memory per session, and whether
+/// every session was live at once.
+fn memory_rows(r: &mut Report, n: usize, d: &Outcome, memory: &Memory) {
+    let live = memory.live;
+    let per = (memory.at_live.filter(|_| live > 0))
+        .map(|l| (l as f64 - memory.before as f64) / live as f64);
     r.add(
         3,
         "RSS per live session (KiB)",
@@ -128,174 +194,56 @@ pub async fn concurrency(b: &Bench, daemon: &Daemon, r: &mut Report) -> anyhow::
         Compare::None,
         None,
     );
+    let name = "sessions live at the RSS sample";
     r.add(
         3,
-        "sessions live at the RSS sample",
+        name,
         Some(live as f64),
         None,
         Compare::None,
-        Some(Goal::AtLeast(nf)),
+        Some(Goal::AtLeast(n as f64)),
     );
-    let connect_errors = d
-        .failures
-        .borrow()
-        .get(&crate::http1::Failure::Connect)
-        .copied();
+    let connect_errors = d.failures.borrow().get(&Failure::Connect).copied();
+    let errors = Some(connect_errors.unwrap_or(0) as f64);
     r.add(
         3,
         "connect failures",
-        Some(connect_errors.unwrap_or(0) as f64),
+        errors,
         None,
         Compare::None,
         Some(Goal::AtMost(0.0)),
     );
-    r.note(format!(
+}
+
+/// Scenario 3's note: how each side sent its requests, and the memory.
+fn concurrency_note(n: usize, d: &Outcome, memory: &Memory, floor: bool) -> String {
+    let floor = match floor {
+        true => {
+            "; floor: likewise one h2c connection to nginx, which has no HTTP/2 upstream, so it \
+             opens one HTTP/1.1 connection to the fake per request; its peak RSS sums its \
+             master's and workers' own peaks, so pages they share count once per process"
+        }
+        false => "",
+    };
+    format!(
         "3: daemon: {n} Unix-socket connections, all opened first ({:.0} ms, {} EAGAIN retries \
          while the 4096-deep backlog was full), then all sent at once; direct baseline: one \
          HTTP/2 prior-knowledge (h2c) connection carrying all {n}, since the full run's \
          10,000 h1 client sockets plus the in-process fake's 10,000 server sockets would \
-         exceed this process's 20,000-fd limit; RSS before {:.1} MB, at {live} live {:.1} MB, after {:.1} MB",
+         exceed this process's 20,000-fd limit{floor}; daemon RSS before {:.1} MB, at {} live \
+         {:.1} MB, after {:.1} MB",
         d.connect_time.get().as_secs_f64() * 1000.0,
         d.connect_retries.get(),
-        mb(rss_before),
-        mb(rss_live.unwrap_or(0)),
-        mb(rss_after.unwrap_or(0))
-    ));
-    r.raw(
-        "3_concurrency",
-        json!({
-            "n": n, "rss_before_kib": rss_before, "rss_live_kib": rss_live, "live_at_sample": live,
-            "rss_after_kib": rss_after, "hwm_kib": hwm, "daemon": outcome_json(&d),
-            "direct_h2c": outcome_json(&x),
-        }),
-    );
-    Ok(())
-}
-
-/// Cores each party kept busy over a fan-out's wall time.
-fn cores(c: crate::procfs::CpuSample, o: &Outcome) -> serde_json::Value {
-    let s = o.wall().map_or(1.0, |w| w.as_secs_f64());
-    json!({"client": c.client_ns as f64 / 1e9 / s, "fake_provider": c.fake_ns as f64 / 1e9 / s,
-           "daemon": c.daemon_ns as f64 / 1e9 / s})
+        mb(memory.before),
+        memory.live,
+        mb(memory.at_live.unwrap_or(0)),
+        mb(memory.after.unwrap_or(0))
+    )
 }
 
 /// A duration in seconds.
 fn secs(d: Option<Duration>) -> Option<f64> {
     d.map(|d| d.as_secs_f64())
-}
-
-/// Scenario 5: N concurrent streams of 100 chunks 10 ms apart.
-pub async fn streaming(b: &Bench, daemon: &Daemon, r: &mut Report) -> anyhow::Result<()> {
-    let n = if b.opts.quick { 50 } else { 1000 };
-    let model = format!("stream-{STREAM_CHUNKS}-10");
-    let through = chat_request(&chat_body(&format!("{STREAM_PROVIDER}/{model}"), true));
-    let direct = chat_request(&chat_body(&model, true));
-    // Warm the daemon's upstream pool with n connections, as the direct
-    // side's n connections are open before its clock starts.
-    let instant = chat_request(&chat_body(&format!("{STREAM_PROVIDER}/instant"), false));
-    let expect = Expect::Completion { session: true };
-    let warmed = fanout::start(&daemon.target(), instant.into(), expect, n).await;
-    warmed.finished().await;
-    let warm_errors = warmed.release().await.errors();
-    if warm_errors > 0 {
-        r.note(format!(
-            "5: {warm_errors} of the {n} pool warm-up requests failed"
-        ));
-    }
-    let through: Rc<[u8]> = through.into();
-    let direct: Rc<[u8]> = direct.into();
-    // 5: all at once, then 5b: paced evenly over one second, so up to n
-    // streams are live together but their starts do not arrive as one burst.
-    let burst = stream_run(b, daemon, &through, &direct, n, Duration::ZERO, r, "").await;
-    let pace = Duration::from_secs(1) / n as u32;
-    let paced = stream_run(b, daemon, &through, &direct, n, pace, r, " (paced)").await;
-    r.note(format!(
-        "5: {n} streams of `{model}` via `{STREAM_PROVIDER}` (HTTP/1.1 upstream pool, warmed \
-         first with {n} requests; direct is HTTP/1.1 too); {EVENTS_PER_STREAM} data events \
-         expected per stream ({STREAM_CHUNKS} content, stop, [DONE]); first chunk timed from \
-         each request's write. Rows without a mark send all {n} at once, so their time to \
-         first chunk is mostly the time to start {n} sessions one after another; rows marked \
-         (paced) send one every {} µs, so up to {n} streams (≈ {} chunks/s) are live while \
-         each new one starts. Cores busy, burst: {}; paced: {}",
-        pace.as_micros(),
-        n * 100,
-        burst,
-        paced,
-    ));
-    r.raw(
-        "5_streaming",
-        json!({"n": n, "model": model, "provider": STREAM_PROVIDER,
-               "pace_us": pace.as_micros() as u64}),
-    );
-    Ok(())
-}
-
-/// One streaming run through the daemon and one direct; adds scenario 5's
-/// rows (their names end in `mark`); returns the cores busy, for the note.
-#[allow(clippy::too_many_arguments)]
-async fn stream_run(
-    b: &Bench,
-    daemon: &Daemon,
-    through: &Rc<[u8]>,
-    direct: &Rc<[u8]>,
-    n: usize,
-    pace: Duration,
-    r: &mut Report,
-    mark: &str,
-) -> String {
-    let probe = b.probe(Some(daemon));
-    let cpu0 = probe.sample();
-    let run = fanout::start_paced(&daemon.target(), through.clone(), Expect::Events, n, pace).await;
-    run.finished().await;
-    let d = run.release().await;
-    let cpu1 = probe.sample();
-    let direct_target = Target::Tcp(b.fast.addr());
-    let run = fanout::start_paced(&direct_target, direct.clone(), Expect::Events, n, pace).await;
-    run.finished().await;
-    let x = run.release().await;
-    let cpu2 = probe.sample();
-    let (d_cpu, x_cpu) = (cores(cpu1.since(&cpu0), &d), cores(cpu2.since(&cpu1), &x));
-    let q = |o: &Outcome, p: f64| o.first_event.borrow().value_at_quantile(p) as f64;
-    let diff = Compare::Difference;
-    let p50 = (Some(q(&d, 0.5)), Some(q(&x, 0.5)));
-    let name = format!("time to first chunk p50 (µs){mark}");
-    r.add(5, &name, p50.0, p50.1, diff, Some(Goal::AtMost(100.0)));
-    let p99 = (Some(q(&d, 0.99)), Some(q(&x, 0.99)));
-    let name = format!("time to first chunk p99 (µs){mark}");
-    r.add(5, &name, p99.0, p99.1, diff, Some(Goal::AtMost(1000.0)));
-    let expected = n as u64 * EVENTS_PER_STREAM;
-    let lost = |o: &Outcome| expected.saturating_sub(o.events.get()) as f64;
-    let name = format!("chunks lost (data events expected − received){mark}");
-    r.add(
-        5,
-        &name,
-        Some(lost(&d)),
-        Some(lost(&x)),
-        Compare::None,
-        Some(Goal::AtMost(0.0)),
-    );
-    let ok = (Some(d.ok.get() as f64), Some(x.ok.get() as f64));
-    let name = format!("streams complete (200, ended by [DONE]){mark}");
-    r.add(
-        5,
-        &name,
-        ok.0,
-        ok.1,
-        Compare::None,
-        Some(Goal::AtLeast(n as f64)),
-    );
-    let ms = |o: &Outcome| o.latency.borrow().value_at_quantile(0.5) as f64 / 1000.0;
-    let name = format!("stream duration p50 (ms){mark}");
-    r.add(5, &name, Some(ms(&d)), Some(ms(&x)), diff, None);
-    let busy = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
-    format!(
-        "daemon run client {:.2} / fake {:.2} / daemon {:.2}, direct run client {:.2} / fake {:.2}",
-        busy(&d_cpu, "client"),
-        busy(&d_cpu, "fake_provider"),
-        busy(&d_cpu, "daemon"),
-        busy(&x_cpu, "client"),
-        busy(&x_cpu, "fake_provider"),
-    )
 }
 
 /// Scenario 6: N live sessions on `wide`, then SIGTERM: all must complete,
@@ -344,7 +292,7 @@ pub async fn drain(b: &Bench, mut daemon: Daemon, r: &mut Report) -> anyhow::Res
         Some(live as f64),
         None,
         Compare::None,
-        Some(Goal::AtLeast(nf)),
+        Some(Goal::AtLeast(n as f64)),
     );
     r.add(
         6,

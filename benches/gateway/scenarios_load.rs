@@ -1,6 +1,8 @@
-//! Scenarios 1, 2 and 4, which load the shared daemon and the fake provider
-//! directly with [`crate::load`]. Daemon and direct runs alternate in rounds
-//! (ABBA order) so drift in the shared machine's load hits both sides alike.
+//! Scenarios 1, 2 and 4, which load the shared daemon, the floor (nginx) and
+//! the fake provider directly with [`crate::load`]. The sides' runs
+//! alternate in rounds (ABBA order) so drift in the shared machine's load
+//! hits every side alike. Scenario 4 has no floor side: it is about the
+//! daemon keeping one provider's hung requests from slowing another's.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -10,10 +12,12 @@ use serde_json::json;
 use crate::Bench;
 use crate::daemon::Daemon;
 use crate::fanout;
+use crate::floor::Floor;
 use crate::http1::{Expect, chat_body, chat_request};
-use crate::load::{closed_loop, open_loop};
+use crate::load::{Side, closed_loop, open_loop};
 use crate::report::{Compare, Report, Target as Goal};
-use crate::rounds::{Legs, rounds};
+use crate::rounds::{Leg, Legs, rounds};
+use crate::rows::{added_rows, cpu_rows, error_row, latency_rows, records_rows};
 use crate::stats::Stats;
 
 /// Scenario 1's arrival rate, requests per second.
@@ -24,12 +28,17 @@ const OPEN_LOOP_CAP: usize = 512;
 const SATURATION_CONNS: usize = 64;
 
 /// Scenario 1's open-loop load on every leg.
-async fn paced(b: &Bench, daemon: &Daemon, bare: Option<&Daemon>) -> anyhow::Result<Legs> {
-    let mut legs = Legs::new(b, daemon, bare, "instant");
+async fn paced(
+    b: &Bench,
+    daemon: &Daemon,
+    bare: Option<&Daemon>,
+    floor: Option<&Floor>,
+) -> anyhow::Result<Legs> {
+    let mut legs = Legs::new(b, daemon, bare, floor, "instant");
     let (n, each) = rounds(b);
     let warmup = Duration::from_millis(if b.opts.quick { 200 } else { 500 });
     let load = |length: Duration| {
-        move |side: std::rc::Rc<crate::load::Side>| async move {
+        move |side: Rc<Side>| async move {
             Ok(open_loop(&side, RATE, Duration::ZERO, length, OPEN_LOOP_CAP).await?)
         }
     };
@@ -38,170 +47,81 @@ async fn paced(b: &Bench, daemon: &Daemon, bare: Option<&Daemon>) -> anyhow::Res
     Ok(legs)
 }
 
-/// Rows comparing the daemon with history and metrics on (the daemon
-/// column) and off (the direct column): what recording costs.
-fn records_rows(r: &mut Report, n: u8, on: &Stats, off: &Stats, throughput: bool) {
-    r.add(
-        n,
-        "records on vs off: latency p50 (µs) [daemon col: on, direct col: off]",
-        Some(on.p(0.5)),
-        Some(off.p(0.5)),
-        Compare::Difference,
-        Some(Goal::AtMost(10.0)),
-    );
-    r.add(
-        n,
-        "records on vs off: latency p99 (µs) [daemon col: on, direct col: off]",
-        Some(on.p(0.99)),
-        Some(off.p(0.99)),
-        Compare::Difference,
-        None,
-    );
-    if throughput {
-        r.add(
-            n,
-            "records on vs off: throughput (req/s) [daemon col: on, direct col: off]",
-            Some(on.rate()),
-            Some(off.rate()),
-            Compare::Ratio,
-            Some(Goal::AtLeast(0.95)),
-        );
-    }
-    let (_, _, on_cpu) = on.cpu_per_request();
-    let (_, _, off_cpu) = off.cpu_per_request();
-    r.add(
-        n,
-        "records on vs off: daemon CPU µs/request [daemon col: on, direct col: off]",
-        Some(on_cpu),
-        Some(off_cpu),
-        Compare::Difference,
-        None,
-    );
+/// The legs' raw numbers for the JSON report, beside `extra`'s keys.
+fn legs_json(legs: &Legs, mut extra: serde_json::Value) -> serde_json::Value {
+    let stats = |leg: Option<&Leg>| leg.map(|l| l.stats.to_json());
+    extra["daemon"] = legs.daemon.stats.to_json();
+    extra["bare"] = json!(stats(legs.bare.as_ref()));
+    extra["floor"] = json!(stats(legs.floor.as_ref()));
+    extra["direct"] = legs.direct.stats.to_json();
+    extra
 }
 
-/// Adds the latency rows shared by scenarios 1 and 4.
-fn latency_rows(r: &mut Report, n: u8, d: &Stats, x: &Stats, goals: bool) {
-    let g = |v| goals.then_some(Goal::AtMost(v));
-    let diff = Compare::Difference;
-    r.add(
-        n,
-        "latency p50 (µs)",
-        Some(d.p(0.5)),
-        Some(x.p(0.5)),
-        diff,
-        g(50.0),
-    );
-    r.add(
-        n,
-        "latency p99 (µs)",
-        Some(d.p(0.99)),
-        Some(x.p(0.99)),
-        diff,
-        g(250.0),
-    );
-    r.add(
-        n,
-        "latency p99.9 (µs)",
-        Some(d.p(0.999)),
-        Some(x.p(0.999)),
-        diff,
-        None,
-    );
-    let errors = (Some(d.errors() as f64), Some(x.errors() as f64));
-    r.add(
-        n,
-        "errors",
-        errors.0,
-        errors.1,
-        Compare::None,
-        Some(Goal::AtMost(0.0)),
-    );
-    r.add(
-        n,
-        "achieved rate (req/s)",
-        Some(d.rate()),
-        Some(x.rate()),
-        Compare::Ratio,
-        None,
-    );
-}
-
-/// Adds rows of CPU µs per request for the three parties.
-fn cpu_rows(r: &mut Report, n: u8, d: &Stats, x: &Stats) {
-    let (dc, df, dd) = d.cpu_per_request();
-    let (xc, xf, _) = x.cpu_per_request();
-    let diff = Compare::Difference;
-    r.add(
-        n,
-        "CPU µs/request: load client",
-        Some(dc),
-        Some(xc),
-        diff,
-        None,
-    );
-    r.add(
-        n,
-        "CPU µs/request: fake provider",
-        Some(df),
-        Some(xf),
-        diff,
-        None,
-    );
-    r.add(
-        n,
-        "CPU µs/request: daemon",
-        Some(dd),
-        None,
-        Compare::None,
-        None,
-    );
-}
-
-/// Scenario 1: open loop at 2,000 req/s, daemon vs direct; returns the
-/// added p99 for scenario 4 to compare against.
+/// Scenario 1: open loop at 2,000 req/s, daemon vs direct vs floor; returns
+/// the added p99 for scenario 4 to compare against.
 pub async fn overhead(
     b: &Bench,
     daemon: &Daemon,
     bare: Option<&Daemon>,
+    floor: Option<&Floor>,
     r: &mut Report,
 ) -> anyhow::Result<f64> {
-    let legs = paced(b, daemon, bare).await?;
+    let legs = paced(b, daemon, bare, floor).await?;
     let (d, x) = (&legs.daemon.stats, &legs.direct.stats);
-    latency_rows(r, 1, d, x, true);
-    cpu_rows(r, 1, d, x);
+    let f = legs.floor.as_ref().map(|l| &l.stats);
+    latency_rows(r, 1, d, x, f);
+    if let Some(f) = f {
+        added_rows(r, 1, d, x, f);
+    }
+    cpu_rows(r, 1, d, x, f, None);
     if let Some(bare) = &legs.bare {
         records_rows(r, 1, d, &bare.stats, false);
     }
-    let bare_json = legs.bare.as_ref().map(|l| l.stats.to_json());
-    r.raw(
-        "1_overhead",
-        json!({"rate": RATE, "daemon": d.to_json(), "bare": bare_json, "direct": x.to_json()}),
-    );
+    r.raw("1_overhead", legs_json(&legs, json!({"rate": RATE})));
+    r.note(overhead_note(d, x, f));
+    Ok(d.p(0.99) - x.p(0.99))
+}
+
+/// Scenario 1's note: the client's own delay, and the added latency
+/// without it.
+fn overhead_note(d: &Stats, x: &Stats, f: Option<&Stats>) -> String {
     let q = |h: &hdrhistogram::Histogram<u64>, p: f64| h.value_at_quantile(p) as f64;
-    r.note(format!(
+    let added = |s: &Stats| {
+        let at = |p| q(&s.service, p) - q(&x.service, p);
+        format!("p50 {:+.0} µs, p99 {:+.0} µs", at(0.5), at(0.99))
+    };
+    let floor = f.map_or(String::new(), |f| {
+        let lag = (q(&f.send_lag, 0.5), q(&f.send_lag, 0.99));
+        format!(
+            " (floor: {}; its intended → write p50/p99 {}/{} µs)",
+            added(f),
+            lag.0,
+            lag.1
+        )
+    });
+    format!(
         "1: open loop, {RATE} req/s, latency from each request's intended send time. The \
-         client's own delay is in both sides: pacing timer wake-up p50 {} µs; intended → write \
-         p50/p99 daemon {}/{} µs, direct {}/{} µs. Without it (write → answer) the added \
-         latency is p50 {:+.0} µs, p99 {:+.0} µs",
+         client's own delay is in every side: pacing timer wake-up p50 {} µs; intended → write \
+         p50/p99 daemon {}/{} µs, direct {}/{} µs. Without it (write → answer) the daemon's \
+         added latency is {}{floor}",
         q(&x.pacer_lag, 0.5),
         q(&d.send_lag, 0.5),
         q(&d.send_lag, 0.99),
         q(&x.send_lag, 0.5),
         q(&x.send_lag, 0.99),
-        q(&d.service, 0.5) - q(&x.service, 0.5),
-        q(&d.service, 0.99) - q(&x.service, 0.99),
-    ));
-    Ok(d.p(0.99) - x.p(0.99))
+        added(d),
+    )
 }
 
-/// Scenario 2: closed loop, 64 connections, daemon vs direct throughput.
+/// Scenario 2: closed loop, 64 connections, daemon vs direct vs floor.
 pub async fn saturation(
     b: &Bench,
     daemon: &Daemon,
     bare: Option<&Daemon>,
+    floor: Option<&Floor>,
     r: &mut Report,
 ) -> anyhow::Result<()> {
-    let mut legs = Legs::new(b, daemon, bare, "instant");
+    let mut legs = Legs::new(b, daemon, bare, floor, "instant");
     let (n, each) = rounds(b);
     let warm = Duration::from_millis(if b.opts.quick { 200 } else { 500 });
     legs.warm(|side| async move { Ok(closed_loop(&side, SATURATION_CONNS, warm).await) })
@@ -211,50 +131,29 @@ pub async fn saturation(
     })
     .await?;
     let (d, x) = (&legs.daemon.stats, &legs.direct.stats);
-    let ratio = Compare::Ratio;
+    let f = legs.floor.as_ref().map(|l| &l.stats);
+    let rates = (Some(d.rate()), Some(x.rate()));
     r.add(
         2,
         "throughput (req/s)",
-        Some(d.rate()),
-        Some(x.rate()),
-        ratio,
-        Some(Goal::AtLeast(0.5)),
-    );
+        rates.0,
+        rates.1,
+        Compare::Ratio,
+        None,
+    )
+    .floor(f.map(Stats::rate), Some(Goal::AtLeast(0.9)));
     let diff = Compare::Difference;
-    r.add(
-        2,
-        "latency p50 (µs)",
-        Some(d.p(0.5)),
-        Some(x.p(0.5)),
-        diff,
-        None,
-    );
-    r.add(
-        2,
-        "latency p99 (µs)",
-        Some(d.p(0.99)),
-        Some(x.p(0.99)),
-        diff,
-        None,
-    );
-    let errors = (Some(d.errors() as f64), Some(x.errors() as f64));
-    r.add(
-        2,
-        "errors",
-        errors.0,
-        errors.1,
-        Compare::None,
-        Some(Goal::AtMost(0.0)),
-    );
-    cpu_rows(r, 2, d, x);
+    for (q, name) in [(0.5, "latency p50 (µs)"), (0.99, "latency p99 (µs)")] {
+        r.add(2, name, Some(d.p(q)), Some(x.p(q)), diff, None)
+            .floor(f.map(|f| f.p(q)), None);
+    }
+    error_row(r, 2, d, x, f);
+    cpu_rows(r, 2, d, x, f, Some(Goal::AtMost(1.3)));
     if let Some(bare) = &legs.bare {
         records_rows(r, 2, d, &bare.stats, true);
     }
-    let bare_json = legs.bare.as_ref().map(|l| l.stats.to_json());
-    r.raw(
-        "2_saturation",
-        json!({"connections": SATURATION_CONNS, "daemon": d.to_json(), "bare": bare_json, "direct": x.to_json()}),
-    );
+    let extra = json!({"connections": SATURATION_CONNS});
+    r.raw("2_saturation", legs_json(&legs, extra));
     Ok(())
 }
 
@@ -268,7 +167,7 @@ pub async fn head_of_line(
     let alone = match alone {
         Some(v) => v,
         None => {
-            let legs = paced(b, daemon, None).await?;
+            let legs = paced(b, daemon, None, None).await?;
             legs.daemon.stats.p(0.99) - legs.direct.stats.p(0.99)
         }
     };
@@ -287,7 +186,7 @@ pub async fn head_of_line(
     })
     .await;
     let held = b.stuck.in_flight() - before;
-    let legs = paced(b, daemon, None).await?;
+    let legs = paced(b, daemon, None, None).await?;
     let (d, x) = (legs.daemon.stats, legs.direct.stats);
     let answered_early = hung.outcome.ok.get() + hung.outcome.errors();
     let outcome = hung.release().await;
@@ -304,7 +203,7 @@ pub async fn head_of_line(
         Compare::None,
         Some(Goal::AtLeast(mf)),
     );
-    latency_rows(r, 4, &d, &x, false);
+    latency_rows(r, 4, &d, &x, None);
     let with = d.p(0.99) - x.p(0.99);
     r.add(
         4,

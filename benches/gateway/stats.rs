@@ -24,7 +24,7 @@ pub fn record(hist: &mut Histogram<u64>, d: Duration) {
     hist.saturating_record((d.as_micros() as u64).max(1));
 }
 
-/// One side's (daemon's or direct's) measurements.
+/// One side's (daemon's, floor's or direct's) measurements.
 #[derive(Debug, Clone)]
 pub struct Stats {
     /// Latency of successful requests, µs.
@@ -111,19 +111,19 @@ impl Stats {
         self.ok as f64 / self.window.as_secs_f64().max(1e-9)
     }
 
-    /// CPU µs per finished request of (client, fake provider, daemon).
+    /// CPU µs per finished request of (client, fake provider, gateway).
     pub fn cpu_per_request(&self) -> (f64, f64, f64) {
         let per = |ns: u64| ns as f64 / 1000.0 / (self.finished.max(1) as f64);
         (
             per(self.cpu.client_ns),
             per(self.cpu.fake_ns),
-            per(self.cpu.daemon_ns),
+            per(self.cpu.gateway_ns),
         )
     }
 
     /// Every number, for the JSON report.
     pub fn to_json(&self) -> Value {
-        let (client, fake, daemon) = self.cpu_per_request();
+        let (client, fake, gateway) = self.cpu_per_request();
         let window = self.window.as_secs_f64();
         json!({
             "ok": self.ok,
@@ -138,11 +138,11 @@ impl Stats {
             "service_time_us": quantiles(&self.service),
             "connections_opened": self.connections,
             "max_busy_connections": self.max_busy,
-            "cpu_us_per_request": {"client": client, "fake_provider": fake, "daemon": daemon},
+            "cpu_us_per_request": {"client": client, "fake_provider": fake, "gateway": gateway},
             "cpu_cores_busy": {
                 "client": self.cpu.client_ns as f64 / 1e9 / window.max(1e-9),
                 "fake_provider": self.cpu.fake_ns as f64 / 1e9 / window.max(1e-9),
-                "daemon": self.cpu.daemon_ns as f64 / 1e9 / window.max(1e-9),
+                "gateway": self.cpu.gateway_ns as f64 / 1e9 / window.max(1e-9),
             },
         })
     }
