@@ -78,6 +78,16 @@ pub struct ServerSettings {
     /// Clients reuse connections across requests seconds apart; a minute
     /// avoids reconnects without holding dead ones long.
     pub keep_alive_ms: u64,
+    /// How long a client may take to send a request's head once its first
+    /// byte arrived, in milliseconds; then the connection is closed. Clients
+    /// on this machine send a head in one write; ten seconds only ends a
+    /// client that stalled, without holding its connection for a minute.
+    pub header_timeout_ms: u64,
+    /// How long a client may take to send a request's body after its head,
+    /// in milliseconds; then it gets 408 and its session ends TIMEOUT. A
+    /// 4 MiB body crosses a Unix socket in milliseconds even from a slow
+    /// interpreter, so ten seconds only ends a client that stalled.
+    pub body_timeout_ms: u64,
     /// Users besides the daemon's own that may connect (by SO_PEERCRED uid);
     /// everyone else gets 403. The socket's mode is the first gate, this the
     /// second.
@@ -95,6 +105,8 @@ impl Default for ServerSettings {
             max_body_bytes: 4 * 1024 * 1024,
             workers: 0,
             keep_alive_ms: 60_000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
             allowed_uids: Vec::new(),
             metrics_listen: None,
         }
@@ -190,6 +202,12 @@ impl Settings {
         }
         if self.server.keep_alive_ms == 0 {
             bail!("invalid settings: server.keep_alive_ms must be greater than 0");
+        }
+        if self.server.header_timeout_ms == 0 {
+            bail!("invalid settings: server.header_timeout_ms must be greater than 0");
+        }
+        if self.server.body_timeout_ms == 0 {
+            bail!("invalid settings: server.body_timeout_ms must be greater than 0");
         }
         if let Some(addr) = self.server.metrics_listen
             && !addr.ip().is_loopback()

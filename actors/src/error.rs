@@ -41,6 +41,8 @@ pub enum Deadline {
     FirstToken,
     /// Streams: the longest silence between chunks (`idle_timeout_ms`).
     Idle,
+    /// The client sending the request's body (`server.body_timeout_ms`).
+    Body,
 }
 
 impl Deadline {
@@ -51,6 +53,7 @@ impl Deadline {
             Deadline::Connect => "connect",
             Deadline::FirstToken => "first_token",
             Deadline::Idle => "idle",
+            Deadline::Body => "body",
         }
     }
 
@@ -65,7 +68,13 @@ impl Deadline {
     /// event, even before the stream began (so its SSE reader sees which
     /// deadline passed); the total deadline is a plain 504 until then.
     pub fn ends_a_stream_with_an_event(self) -> bool {
-        !matches!(self, Deadline::Total)
+        !matches!(self, Deadline::Total | Deadline::Body)
+    }
+
+    /// Whether the caller, not the provider, ran out of time: its request
+    /// never arrived whole.
+    pub fn is_the_callers(self) -> bool {
+        matches!(self, Deadline::Body)
     }
 }
 

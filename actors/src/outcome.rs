@@ -80,6 +80,7 @@ impl Outcome {
         match error {
             None => Phase::Completed,
             Some(GatewayError::Cancelled(_)) => Phase::Cancelled,
+            Some(GatewayError::Timeout { which, .. }) if which.is_the_callers() => Phase::Timeout,
             Some(_) if !allocated => Phase::Rejected,
             Some(GatewayError::Timeout { .. }) => Phase::Timeout,
             Some(_) => Phase::Error,

@@ -48,7 +48,18 @@ impl ChatRequest {
     /// `messages`, and if present an object `metadata` of at most
     /// `metadata_max_bytes`.
     pub fn parse(body: Bytes, metadata_max_bytes: usize) -> Result<Self, GatewayError> {
-        let probe: Probe<'_> = serde_json::from_slice(&body).map_err(|err| {
+        // serde skips fields it does not read without checking their bytes,
+        // and those bytes go upstream: the whole body must be UTF-8 (JSON is).
+        let text = std::str::from_utf8(&body).map_err(|err| {
+            GatewayError::bad_request(
+                format!(
+                    "request body is not valid UTF-8 (at byte {}); JSON must be UTF-8",
+                    err.valid_up_to()
+                ),
+                None,
+            )
+        })?;
+        let probe: Probe<'_> = serde_json::from_str(text).map_err(|err| {
             GatewayError::bad_request(format!("request body is not valid JSON: {err}"), None)
         })?;
         let raw_model = probe.model.ok_or_else(|| {

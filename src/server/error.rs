@@ -43,6 +43,9 @@ pub fn wire(error: &GatewayError) -> WireError {
         E::ProviderFailed { .. } | E::NoTargetLeft => {
             (502, "upstream_error", "provider_unavailable")
         }
+        E::Timeout { which, .. } if which.is_the_callers() => {
+            (408, "invalid_request_error", "request_timeout")
+        }
         E::Timeout { .. } => (504, "timeout_error", "timeout"),
         E::Cancelled(CancelReason::Operator) => (503, "server_error", "session_cancelled"),
         E::Cancelled(CancelReason::Shutdown) => (503, "server_error", "shutting_down"),

@@ -9,8 +9,12 @@
 
 use std::cell::Cell;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use hyper::body::{Frame, SizeHint};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -19,15 +23,21 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Notify, watch};
 
+use super::clock::{Answered, Clock, Timed};
+use super::http::Body;
 use super::peers::{Access, Caller};
 use super::{Ctx, routes};
 use crate::settings::ServerSettings;
 
-/// How long a connection may stay idle, or take to send a request's head.
+/// How long a connection may stay idle, or take to send a request.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
     /// An idle keep-alive connection is closed after this.
     pub idle: Duration,
+    /// A request's head must be complete this long after its first byte.
+    pub head: Duration,
+    /// A request's body must be complete this long after its head.
+    pub body: Duration,
 }
 
 impl Timeouts {
@@ -35,7 +45,36 @@ impl Timeouts {
     pub fn of(server: &ServerSettings) -> Self {
         Self {
             idle: Duration::from_millis(server.keep_alive_ms),
+            head: Duration::from_millis(server.header_timeout_ms),
+            body: Duration::from_millis(server.body_timeout_ms),
         }
+    }
+}
+
+/// An answer's body, which marks its connection waiting again once hyper
+/// has written it and let it go.
+pub struct Served {
+    body: Body,
+    _answered: Answered,
+}
+
+impl hyper::body::Body for Served {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -100,9 +139,10 @@ pub async fn serve(listeners: Shared, cx: Ctx, mut stop: watch::Receiver<bool>) 
     let cx = Rc::new(cx);
     let open = Rc::new(Open::default());
     let mut builder = http1::Builder::new();
+    // Idle and head deadlines are kept by each connection's `Clock`.
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(cx.app.timeouts.idle)
+        .header_read_timeout(None)
         .keep_alive(true);
     let builder = Rc::new(builder);
     loop {
@@ -167,9 +207,20 @@ fn spawn<S>(
     actix_rt::spawn(async move {
         let _guard = guard;
         let caller = Rc::new(caller);
+        let timeouts = cx.app.timeouts;
+        let clock = Clock::new(timeouts.idle, timeouts.head);
+        let io = Timed::new(io, clock.clone());
         let service = service_fn(move |req| {
-            let (cx, caller) = (cx.clone(), caller.clone());
-            async move { Ok::<_, Infallible>(routes::handle(req, &cx, &caller).await) }
+            let (cx, caller, clock) = (cx.clone(), caller.clone(), clock.clone());
+            clock.busy();
+            async move {
+                let answer = routes::handle(req, &cx, &caller).await;
+                let answered = Answered(clock);
+                Ok::<_, Infallible>(answer.map(|body| Served {
+                    body,
+                    _answered: answered,
+                }))
+            }
         });
         let conn = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);

@@ -10,7 +10,9 @@
 //! actor reports the drain done, the shards stop accepting, their last
 //! answers are written, and `run` removes the socket and returns.
 
+mod arrivals;
 mod body;
+mod clock;
 mod error;
 mod http;
 mod ids;
@@ -46,6 +48,8 @@ pub struct Ctx {
     actors: ActorSystem,
     /// The daemon's fixed answers and limits.
     app: Arc<App>,
+    /// This shard's requests whose body is still arriving.
+    arrivals: Arc<arrivals::Arrivals>,
 }
 
 /// What the HTTP layer is configured with, the same for every shard.
@@ -60,6 +64,8 @@ pub struct App {
     policy: PeerPolicy,
     /// How long connections may stay idle or take to send a request.
     timeouts: listen::Timeouts,
+    /// Every shard's requests whose body is still arriving, for admin answers.
+    arrivals: Vec<Arc<arrivals::Arrivals>>,
 }
 
 /// The listeners the shards share.
@@ -147,10 +153,11 @@ async fn serve(
         metadata_max_bytes: settings.sessions.metadata_max_bytes,
         policy: PeerPolicy::new(own_uid, &settings.server.allowed_uids),
         timeouts: listen::Timeouts::of(&settings.server),
+        arrivals: (0..workers).map(|_| Arc::default()).collect(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut served = Vec::new();
-    for (arbiter, local) in arbiters.iter().zip(shards.iter()) {
+    for (index, (arbiter, local)) in arbiters.iter().zip(shards.iter()).enumerate() {
         let actors = ActorSystem {
             local: local.clone(),
             shards: shards.clone(),
@@ -160,6 +167,7 @@ async fn serve(
         let cx = Ctx {
             actors,
             app: app.clone(),
+            arrivals: app.arrivals[index].clone(),
         };
         let listeners = listen::Shared::clone_from(&listeners.socket, listeners.metrics.as_ref())?;
         let (done_tx, done_rx) = oneshot::channel();

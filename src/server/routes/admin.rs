@@ -3,12 +3,15 @@
 //! carry ids, routes, phases and timings — never prompts or keys (the
 //! actors never record them).
 
+use std::time::Instant;
+
 use futures_util::future::join_all;
 use hyper::StatusCode;
 use serde_json::{Value, json};
 use switchboard_actors::GatewayError;
 use switchboard_actors::ids::SessionId;
-use switchboard_actors::meta::{SessionMeta, duration_ms};
+use switchboard_actors::meta::{Received, SessionMeta, duration_ms};
+use switchboard_actors::phase::Phase;
 use switchboard_actors::shutdown::{Drain, DrainReason};
 use switchboard_actors::store::Stored;
 use switchboard_actors::supervisor::{CancelSession, GetSession, ListProviders, ListSessions};
@@ -32,16 +35,38 @@ pub async fn list(cx: &Ctx) -> Answer {
             Err(_) => return unavailable(),
         }
     }
-    views.sort_by_key(|view| view.meta.received_at);
-    let sessions: Vec<Value> = views
+    let mut sessions: Vec<(Instant, Value)> = views
         .iter()
         .map(|view| {
             let mut value = summary(&view.meta);
             value["queue_position"] = json!(view.position);
-            value
+            (view.meta.received_at, value)
         })
         .collect();
+    let arrivals = cx.app.arrivals.iter().flat_map(|shard| shard.list());
+    sessions.extend(arrivals.map(|a| (a.received.at, arriving(&a.received))));
+    sessions.sort_by_key(|(at, _)| *at);
+    let sessions: Vec<Value> = sessions.into_iter().map(|(_, value)| value).collect();
     ok(&json!({ "sessions": sessions }))
+}
+
+/// A request whose body is still arriving: not routed yet, so no model.
+fn arriving(received: &Received) -> Value {
+    json!({
+        "id": received.session_id,
+        "request_id": received.request_id,
+        "requested_model": null,
+        "provider": null,
+        "model": null,
+        "phase": Phase::Received,
+        "receiving_body": true,
+        "priority": received.priority,
+        "age_ms": duration_ms(received.at.elapsed()),
+        "stream": null,
+        "client": received.peer,
+        "metadata": null,
+        "queue_position": null,
+    })
 }
 
 /// `GET /admin/sessions/{id}`: one session with its phases, from memory
@@ -51,6 +76,15 @@ pub async fn show(id: &str, cx: &Ctx) -> Answer {
     let Some(session) = SessionId::parse(id) else {
         return not_found(id);
     };
+    let arrivals = cx.app.arrivals.iter().flat_map(|shard| shard.list());
+    if let Some(arrival) = arrivals
+        .into_iter()
+        .find(|a| a.received.session_id == session)
+    {
+        let mut value = arriving(&arrival.received);
+        value["live"] = json!(true);
+        return ok(&value);
+    }
     let asks = cx
         .actors
         .shards
@@ -87,13 +121,14 @@ pub async fn cancel(id: &str, cx: &Ctx) -> Answer {
     let Some(session) = SessionId::parse(id) else {
         return not_found(id);
     };
+    let arriving = cx.app.arrivals.iter().any(|shard| shard.cancel(session));
     let asks = cx
         .actors
         .shards
         .iter()
         .map(|s| s.supervisor.send(CancelSession(session)));
     let answers = join_all(asks).await;
-    if answers.iter().any(|a| matches!(a, Ok(true))) {
+    if arriving || answers.iter().any(|a| matches!(a, Ok(true))) {
         return json(
             StatusCode::ACCEPTED,
             &json!({ "id": session, "cancelled": true }),

@@ -9,15 +9,19 @@
 
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
+use futures_util::FutureExt;
+
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, HeaderValue};
 use hyper::{Request, StatusCode};
-use switchboard_actors::GatewayError;
 use switchboard_actors::answer::{Answer as SessionAnswer, client_link};
+use switchboard_actors::error::Deadline;
 use switchboard_actors::ids::RequestId;
-use switchboard_actors::meta::{Priority, Received};
+use switchboard_actors::meta::{Priority, Received, duration_ms};
 use switchboard_actors::request::ChatRequest;
 use switchboard_actors::supervisor::{Refused, Submit};
+use switchboard_actors::{CancelReason, GatewayError};
 use tokio::sync::oneshot;
 
 use crate::server::body::read_body;
@@ -58,7 +62,7 @@ async fn answer(req: Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer {
     let ids = Ids::of(&received);
     let request = match bad_priority {
         Some(error) => Err(error),
-        None => read_body(req, cx.app.max_body_bytes)
+        None => receive(req, cx, &received)
             .await
             .and_then(|body| ChatRequest::parse(body, cx.app.metadata_max_bytes)),
     };
@@ -92,6 +96,34 @@ async fn answer(req: Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer {
     };
     ids.apply(answer.headers_mut());
     answer
+}
+
+/// The request's body, within `server.body_timeout_ms` of its head. A body
+/// that is all there at the first look (the usual case: it came with the
+/// head) is taken without further ado; one still arriving is listed as an
+/// arrival meanwhile, so operators see it and can cancel it.
+async fn receive(
+    req: Request<Incoming>,
+    cx: &Ctx,
+    received: &Received,
+) -> Result<Bytes, GatewayError> {
+    let read = read_body(req, cx.app.max_body_bytes);
+    tokio::pin!(read);
+    if let Some(body) = (&mut read).now_or_never() {
+        return body;
+    }
+    let reading = cx.arrivals.reading(received);
+    let timeout = cx.app.timeouts.body;
+    let deadline = tokio::time::Instant::from_std(received.at + timeout);
+    tokio::select! {
+        biased;
+        body = &mut read => body,
+        () = reading.cancelled.notified() => Err(GatewayError::Cancelled(CancelReason::Operator)),
+        () = tokio::time::sleep_until(deadline) => Err(GatewayError::Timeout {
+            which: Deadline::Body,
+            timeout_ms: duration_ms(timeout),
+        }),
+    }
 }
 
 fn bad_priority(text: &[u8]) -> GatewayError {

@@ -40,6 +40,7 @@ pub async fn healthz(cx: &Ctx) -> Answer {
                 "status": if status.draining { "draining" } else { "ok" },
                 "live_sessions": status.live,
                 "queued_sessions": status.queued,
+                "receiving_requests": cx.app.arrivals.iter().map(|a| a.count()).sum::<usize>(),
             }),
         ),
         None => json(
