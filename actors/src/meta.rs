@@ -2,16 +2,17 @@
 //! for its whole life.
 //!
 //! The HTTP layer makes a [`Received`] for every chat request; the supervisor
-//! turns it into a [`SessionMeta`] once the route is known. Everything here is
-//! cheap to share (`Arc`) because every phase event carries it.
+//! turns it into a [`SessionMeta`] once the route is known. A session's
+//! meta never changes, so it is shared (`Arc`) without a lock: every phase
+//! event carries it. What does change — the route after a fallback, the
+//! current phase — is kept by the session's recorder.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
 use crate::ids::{RequestId, SessionId};
-use crate::phase::{Phase, PhaseCell};
 
 /// The calling process, from the socket's peer credentials (SO_PEERCRED).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -102,7 +103,7 @@ impl Priority {
 
 /// Where a session's calls go now: the provider and the model as the
 /// provider knows it. A fallback moves it to the next target.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Route {
     /// The configured provider name (`kimi`); empty when the request named none.
     pub provider: Arc<str>,
@@ -110,7 +111,7 @@ pub struct Route {
     pub model: Arc<str>,
 }
 
-/// Everything about a session that does not change, plus its current phase.
+/// Everything about a session that is fixed when it arrives.
 #[derive(Debug)]
 pub struct SessionMeta {
     /// The session's identity.
@@ -119,8 +120,6 @@ pub struct SessionMeta {
     pub request_id: RequestId,
     /// The model as requested: `<provider>/<model>` or an alias.
     pub requested: Arc<str>,
-    /// Where its calls go now (changes on a fallback).
-    route: Mutex<Route>,
     /// Whether the caller asked for a stream.
     pub stream: bool,
     /// Its class in the queue.
@@ -133,8 +132,6 @@ pub struct SessionMeta {
     pub received_wall: SystemTime,
     /// Who sent it.
     pub peer: Option<Peer>,
-    /// The latest recorded phase, read by admin listings.
-    pub phase: PhaseCell,
 }
 
 impl std::fmt::Display for Route {
@@ -144,20 +141,18 @@ impl std::fmt::Display for Route {
 }
 
 impl SessionMeta {
-    /// The meta of a request for `requested`, first routed to `route`.
-    pub fn new(received: &Received, requested: Arc<str>, route: Route, stream: bool) -> Self {
+    /// The meta of a request for `requested`.
+    pub fn new(received: &Received, requested: Arc<str>, stream: bool) -> Self {
         Self {
             id: received.session_id,
             request_id: received.request_id.clone(),
             requested,
-            route: Mutex::new(route),
             stream,
             priority: received.priority,
             metadata: None,
             received_at: received.at,
             received_wall: received.wall,
             peer: received.peer.clone(),
-            phase: PhaseCell::new(Phase::Received),
         }
     }
 
@@ -165,19 +160,6 @@ impl SessionMeta {
     pub fn with_metadata(mut self, metadata: Option<Arc<str>>) -> Self {
         self.metadata = metadata;
         self
-    }
-
-    /// Where calls go now.
-    pub fn route(&self) -> Route {
-        self.route
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Moves the session to another target.
-    pub fn set_route(&self, route: Route) {
-        *self.route.lock().unwrap_or_else(PoisonError::into_inner) = route;
     }
 
     /// Milliseconds since arrival.

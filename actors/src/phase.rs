@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::meta::SessionMeta;
+use crate::meta::{Route, SessionMeta};
 use crate::outcome::Ending;
 
 /// Where a session is in its life. The order of the variants is the order in
@@ -123,8 +123,10 @@ impl PhaseCell {
 /// One step of one session, as recorded.
 #[derive(Clone, Debug)]
 pub struct PhaseEvent {
-    /// Who the event is about (ids, route, caller, arrival time).
+    /// Who the event is about (ids, caller, arrival time).
     pub meta: Arc<SessionMeta>,
+    /// Where the session's calls went at the time.
+    pub route: Route,
     /// What happened.
     pub phase: Phase,
     /// When it happened (monotonic; wall time is derived from the arrival's).

@@ -166,6 +166,31 @@ impl ChatRequest {
     }
 }
 
+/// The text of the last `user` message of a chat request (`content` as a
+/// string, or the text parts of a content array joined by a space): what
+/// the mock provider and the test suite's fake provider echo. Never used on
+/// the request path, which does not parse `messages`.
+pub fn last_user_text(request: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let message = request
+        .get("messages")?
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
+    match message.get("content")? {
+        Value::String(text) => Some(text.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,8 +166,8 @@ async fn drain(
     };
     let mut cancelled = 0;
     if !finished {
-        let cancel = CancelAll(CancelReason::Shutdown);
-        let counts = join_all(shards.iter().map(|s| s.cancel.send(CancelAll(cancel.0)))).await;
+        let cancel = |shard: &ShardDrain| shard.cancel.send(CancelAll(CancelReason::Shutdown));
+        let counts = join_all(shards.iter().map(cancel)).await;
         cancelled = counts.into_iter().map(|n| n.unwrap_or(0)).sum();
         let _ = tokio::time::timeout(CANCEL_GRACE, all_idle()).await;
     }

@@ -116,7 +116,8 @@ pub(crate) fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Respo
 /// A realistic successful `chat.completion` answering `request`, with a
 /// top-level `usage` unless the reply's shape is [`UsageShape::None`].
 pub(crate) fn completion(meta: &ReplyMeta, request: &Value) -> Response<FakeBody> {
-    let content = last_user_content(request).unwrap_or_else(|| "ok".to_owned());
+    let content =
+        switchboard_actors::request::last_user_text(request).unwrap_or_else(|| "ok".to_owned());
     let completion_tokens = content.split_whitespace().count() + 1;
     let mut body = json!({
         "id": meta.id,
@@ -327,24 +328,4 @@ fn final_chunk(meta: &ReplyMeta, content_chunks: usize) -> Bytes {
         "data: {head},\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"{in_choice}}}]{top}}}\n\n\
          {extra}data: [DONE]\n\n"
     ))
-}
-
-/// The text of the last `user` message (string or text-part array content).
-fn last_user_content(request: &Value) -> Option<String> {
-    let messages = request.get("messages")?.as_array()?;
-    let last = messages
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
-    match last.get("content")? {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(parts) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(""),
-        ),
-        _ => None,
-    }
 }

@@ -185,6 +185,7 @@ impl LifecycleLogger {
         let events = std::mem::take(&mut progress.events);
         let record = summary::record(
             &event.meta,
+            &progress.route,
             events,
             progress.dropped_events,
             Some(end.clone()),
@@ -216,6 +217,7 @@ impl LifecycleLogger {
                 let meta = recorder.meta();
                 rows.push(Arc::new(summary::record(
                     meta,
+                    &progress.route,
                     events,
                     progress.dropped_events,
                     None,

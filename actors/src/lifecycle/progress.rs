@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::meta::Route;
 use crate::phase::{AttemptResult, EventView, Phase};
 use crate::record::SessionRecord;
 use crate::transcript::Transcript;
@@ -34,6 +35,8 @@ pub struct Progress {
     pub transcript: Option<Transcript>,
     /// Whether it has events the history file does not have yet.
     pub changed: bool,
+    /// Where its calls go now (an alias's fallback moves it).
+    pub route: Route,
     /// The model first asked for at a provider (the route moves on a fallback).
     pub first_model: Option<Arc<str>>,
     /// Its final record, once it has ended.

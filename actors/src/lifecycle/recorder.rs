@@ -17,9 +17,9 @@ use actix::Recipient;
 use super::progress::Progress;
 use super::{Began, Ended, Happened};
 use crate::error::GatewayError;
-use crate::meta::SessionMeta;
+use crate::meta::{Route, SessionMeta};
 use crate::outcome::{Ending, Outcome};
-use crate::phase::{AttemptResult, EventView, Extra, Phase, PhaseEvent};
+use crate::phase::{AttemptResult, EventView, Extra, Phase, PhaseCell, PhaseEvent};
 use crate::record::SessionRecord;
 use crate::transcript::Transcript;
 use crate::usage::Usage;
@@ -46,11 +46,13 @@ pub struct SinkTo {
 
 /// A session's recorder and what it has recorded.
 struct Inner {
-    /// Who the events are about.
+    /// Who the events are about: what is fixed at arrival.
     meta: Arc<SessionMeta>,
     /// Where it reports.
     sink: Sink,
-    /// Its record so far.
+    /// The latest phase, for admin listings to read without the lock.
+    phase: PhaseCell,
+    /// Its record so far, and its route.
     progress: Mutex<Progress>,
 }
 
@@ -62,19 +64,36 @@ struct Inner {
 pub struct Recorder(Arc<Inner>);
 
 impl Recorder {
-    /// A recorder for the session described by `meta`.
-    pub fn new(meta: Arc<SessionMeta>, sink: Sink) -> Self {
-        let route = meta.route();
+    /// A recorder for the session described by `meta`, first routed to
+    /// `route` (an empty provider: a request that named none).
+    pub fn new(meta: Arc<SessionMeta>, route: Route, sink: Sink) -> Self {
         let progress = Progress {
             events: Vec::with_capacity(8),
-            first_model: (!route.provider.is_empty()).then_some(route.model),
+            first_model: (!route.provider.is_empty()).then(|| route.model.clone()),
+            route,
             ..Progress::default()
         };
         Self(Arc::new(Inner {
             meta,
             sink,
+            phase: PhaseCell::new(Phase::Received),
             progress: Mutex::new(progress),
         }))
+    }
+
+    /// Where the session's calls go now.
+    pub fn route(&self) -> Route {
+        self.progress().route.clone()
+    }
+
+    /// Moves the session to another target (an alias's fallback).
+    pub fn set_route(&self, route: Route) {
+        self.progress().route = route;
+    }
+
+    /// The latest recorded phase.
+    pub fn phase(&self) -> Phase {
+        self.0.phase.get()
     }
 
     /// The same, also keeping the session's prompt and answer text.
@@ -117,7 +136,7 @@ impl Recorder {
             progress.open_attempt = progress.attempts;
             progress.attempts
         };
-        let detail = Some(Arc::from(self.0.meta.route().to_string()));
+        let detail = Some(Arc::from(self.route().to_string()));
         self.push(
             Phase::ProviderCallStart,
             Instant::now(),
@@ -140,9 +159,8 @@ impl Recorder {
             let mut progress = self.progress();
             let attempt = std::mem::take(&mut progress.open_attempt);
             if attempt != 0 {
-                progress
-                    .attempt_results
-                    .push((self.0.meta.route().provider, result));
+                let provider = progress.route.provider.clone();
+                progress.attempt_results.push((provider, result));
             }
             attempt
         };
@@ -230,7 +248,8 @@ impl Recorder {
             Some(record) => SessionRecord::clone(record),
             None => {
                 let events = progress.events.clone();
-                super::summary::record(&self.0.meta, events, progress.dropped_events, None)
+                let route = &progress.route;
+                super::summary::record(&self.0.meta, route, events, progress.dropped_events, None)
             }
         }
     }
@@ -250,6 +269,7 @@ impl Recorder {
     ) -> PhaseEvent {
         PhaseEvent {
             meta: self.0.meta.clone(),
+            route: self.route(),
             phase,
             at,
             attempt,
@@ -267,7 +287,7 @@ impl Recorder {
         extra: Extra,
     ) {
         let meta = &self.0.meta;
-        meta.phase.set(phase);
+        self.0.phase.set(phase);
         let elapsed = at.saturating_duration_since(meta.received_at);
         let view = EventView {
             phase: phase.as_str(),
@@ -278,7 +298,8 @@ impl Recorder {
         };
         self.progress()
             .push(view, phase, at, self.0.sink.max_events);
-        super::trace::trace(meta, phase, elapsed, attempt, detail.as_deref());
+        let route = || self.route();
+        super::trace::trace(meta, route, phase, elapsed, attempt, detail.as_deref());
         if self.0.sink.readers.load(Ordering::Relaxed) > 0 && !phase.is_terminal() {
             let event = self.event(phase, at, attempt, detail, extra);
             self.0.sink.happened.do_send(Happened(event));

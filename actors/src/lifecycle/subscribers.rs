@@ -91,7 +91,7 @@ impl Subscribers {
         if self.readers.is_empty() {
             return false;
         }
-        let route = event.meta.route();
+        let route = &event.route;
         let mut encoded: Option<Bytes> = None;
         let before = self.readers.len();
         self.readers.retain(|reader| {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::error::GatewayError;
-use crate::meta::SessionMeta;
+use crate::meta::{Route, SessionMeta};
 use crate::metrics::Ended;
 use crate::outcome::{Ending, Outcome};
 use crate::phase::{EventView, PhaseEvent};
@@ -55,11 +55,11 @@ pub fn end_record(
 /// The record of a session with these events so far.
 pub fn record(
     meta: &SessionMeta,
+    route: &Route,
     events: Vec<EventView>,
     dropped_events: u32,
     end: Option<Arc<EndRecord>>,
 ) -> SessionRecord {
-    let route = meta.route();
     let routed = !route.provider.is_empty();
     SessionRecord {
         id: meta.id,

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use crate::meta::{SessionMeta, duration_ms};
+use crate::meta::{Route, SessionMeta, duration_ms};
 use crate::phase::Phase;
 
-/// Logs `phase` of the session `meta`: its end at `info` (or `warn` when it
-/// failed), the steps in between at `debug`.
+/// Logs `phase` of the session `meta` (now at `route()`): its end at `info`
+/// (or `warn` when it failed), the steps in between at `debug`.
 pub fn trace(
     meta: &SessionMeta,
+    route: impl FnOnce() -> Route,
     phase: Phase,
     elapsed: Duration,
     attempt: u32,
@@ -22,7 +23,7 @@ pub fn trace(
             if !tracing::enabled!($tracing_level) {
                 return;
             }
-            let route = meta.route();
+            let route = route();
             tracing::$level!(
                 session_id = %meta.id,
                 request_id = %meta.request_id,

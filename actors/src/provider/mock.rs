@@ -64,23 +64,7 @@ impl Mock {
 /// parts of an array `content`.
 fn last_user_text(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
-    let message = value
-        .get("messages")?
-        .as_array()?
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
-    match message.get("content")? {
-        Value::String(text) => Some(text.clone()),
-        Value::Array(parts) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        _ => None,
-    }
+    crate::request::last_user_text(&value)
 }
 
 fn unix_now() -> u64 {

@@ -15,7 +15,6 @@
 
 mod relay;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -29,7 +28,7 @@ use crate::answer::{
 use crate::error::{CancelReason, Deadline, GatewayError};
 use crate::ids::{RequestId, SessionId};
 use crate::lifecycle::Recorder;
-use crate::meta::{SessionMeta, duration_ms};
+use crate::meta::duration_ms;
 use crate::outcome::Ending;
 use crate::phase::{AttemptResult, Phase};
 use crate::provider::{Call, Upstream};
@@ -84,9 +83,8 @@ pub struct SessionSpec {
 
 /// One request, from allocation to its answer.
 pub struct Session {
-    /// Identity and route.
-    meta: Arc<SessionMeta>,
-    /// Records phases.
+    /// Records phases; holds what is fixed about the session (its meta)
+    /// and what changes (route, phase, timeline).
     recorder: Recorder,
     /// The caller's request.
     request: ChatRequest,
@@ -123,7 +121,6 @@ impl Session {
     /// A session ready to start.
     pub fn new(spec: SessionSpec) -> Self {
         Self {
-            meta: spec.recorder.meta().clone(),
             recorder: spec.recorder,
             request: spec.request,
             target: spec.target,
@@ -146,7 +143,7 @@ impl Session {
         let call = self.target.call.send(Call {
             body: self.request.upstream_body(&self.target.route.model),
             model: self.target.route.model.clone(),
-            stream: self.meta.stream,
+            stream: self.recorder.meta().stream,
             recorder: self.recorder.clone(),
             deadline: self.deadline,
             connect_timeout: self.target.deadlines.connect,
@@ -194,7 +191,7 @@ impl Session {
             return self.finish(Err(error), ctx);
         };
         let next = self.reroute.send(Reroute {
-            id: self.meta.id,
+            id: self.recorder.meta().id,
             slot,
         });
         let handle = ctx.spawn(next.into_actor(self).map(move |next, act, ctx| {
@@ -268,13 +265,13 @@ impl Session {
 
     fn session_object(&self) -> SessionObject<'_> {
         SessionObject {
-            id: self.meta.id,
-            request_id: &self.meta.request_id,
+            id: self.recorder.meta().id,
+            request_id: &self.recorder.meta().request_id,
             provider: &self.target.route.provider,
             model: &self.target.route.model,
             attempts: self.recorder.attempts(),
             queued_ms: duration_ms(self.queued),
-            duration_ms: self.meta.age_ms(),
+            duration_ms: self.recorder.meta().age_ms(),
         }
     }
 
@@ -313,7 +310,7 @@ impl Session {
     /// Returns whether that made a 200 stream of it.
     fn deliver_error(&mut self, error: GatewayError) -> bool {
         if let Some(reply) = self.reply.take() {
-            let as_stream = self.meta.stream && ends_stream_with_event(&error);
+            let as_stream = self.recorder.meta().stream && ends_stream_with_event(&error);
             let answer = if as_stream {
                 let (tx, rx) = mpsc::channel(1);
                 let _ = tx.try_send(StreamItem::Failed(error));
@@ -336,7 +333,7 @@ impl Session {
     fn arm_deadlines(&mut self, ctx: &mut Context<Self>) {
         let total = self
             .deadline
-            .saturating_duration_since(self.meta.received_at);
+            .saturating_duration_since(self.recorder.meta().received_at);
         let timeout_ms = duration_ms(total);
         let left = self.deadline.saturating_duration_since(Instant::now());
         ctx.run_later(left, move |act, ctx| {
@@ -346,7 +343,10 @@ impl Session {
             };
             act.finish(Err(error), ctx);
         });
-        if let (true, Some(length)) = (self.meta.stream, self.target.deadlines.first_token) {
+        if let (true, Some(length)) = (
+            self.recorder.meta().stream,
+            self.target.deadlines.first_token,
+        ) {
             self.first_token_by = Some((Instant::now() + length, length));
             ctx.run_later(length, move |act, ctx| {
                 if !act.recorder.first_token_seen() {
@@ -377,7 +377,6 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.recorder.record(Phase::SessionAllocated, None);
         self.arm_deadlines(ctx);
         if let Some(gone) = self.gone.take() {
             ctx.spawn(gone.into_actor(self).map(|(), act, ctx| {
@@ -398,7 +397,7 @@ impl Actor for Session {
         }
         // Gives the capacity back before the supervisor hears of the end.
         self.slot = None;
-        self.ended.do_send(SessionEnded(self.meta.id));
+        self.ended.do_send(SessionEnded(self.recorder.meta().id));
     }
 }
 

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::admission::Admit;
 use crate::error::CancelReason;
-use crate::lifecycle::Recent;
+use crate::lifecycle::{Recent, Recorder};
 use crate::phase::Phase;
 use crate::record::SessionRecord;
 use crate::session::Cancel;
@@ -66,7 +66,7 @@ impl Handler<Reroute> for Supervisor {
         live.index = index;
         let target = live.targets[index].clone();
         let recorder = &live.recorder;
-        recorder.meta().set_route(target.route.clone());
+        recorder.set_route(target.route.clone());
         let (provider, class) = (&target.route.provider, recorder.meta().priority);
         match self
             .shared
@@ -91,14 +91,17 @@ impl Handler<ListSessions> for Supervisor {
     fn handle(&mut self, _: ListSessions, _: &mut Self::Context) -> Self::Result {
         let now = Instant::now();
         let admission = &self.shared.admission;
-        let live = self.live.values().map(|live| SessionView {
-            meta: live.recorder.meta().clone(),
-            position: None,
-        });
-        let waiting = self.waiting.iter().map(|(id, waiting)| SessionView {
-            meta: waiting.new.recorder.meta().clone(),
-            position: admission.position(*id, now),
-        });
+        let view = |recorder: &Recorder, position| SessionView {
+            meta: recorder.meta().clone(),
+            route: recorder.route(),
+            phase: recorder.phase(),
+            position,
+        };
+        let live = self.live.values().map(|live| view(&live.recorder, None));
+        let waiting = self
+            .waiting
+            .iter()
+            .map(|(id, waiting)| view(&waiting.new.recorder, admission.position(*id, now)));
         let mut sessions: Vec<_> = live.chain(waiting).collect();
         sessions.sort_by_key(|view| view.meta.received_at);
         sessions

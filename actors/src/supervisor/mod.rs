@@ -34,6 +34,7 @@ use crate::error::{CancelReason, GatewayError};
 use crate::ids::{SessionId, SessionMap};
 use crate::lifecycle::{Recent, Recorder, Sink};
 use crate::meta::{Received, Route, SessionMeta};
+use crate::phase::Phase;
 use crate::provider::ProviderHealth;
 use crate::record::SessionRecord;
 use crate::request::ChatRequest;
@@ -171,8 +172,12 @@ pub struct Status {
 /// A session as admin listings show it.
 #[derive(Clone, Debug)]
 pub struct SessionView {
-    /// Who it is; its phase and route.
+    /// Who it is.
     pub meta: Arc<SessionMeta>,
+    /// Where its calls go now.
+    pub route: Route,
+    /// Its latest phase.
+    pub phase: Phase,
     /// Its place in its provider's queue, when waiting (1 is next).
     pub position: Option<usize>,
 }
@@ -328,8 +333,8 @@ impl Supervisor {
             provider: "".into(),
             model: requested.as_str().into(),
         };
-        let meta = SessionMeta::new(received, requested.into(), route, false);
-        let recorder = Recorder::new(Arc::new(meta), self.sink.clone());
+        let meta = SessionMeta::new(received, requested.into(), false);
+        let recorder = Recorder::new(Arc::new(meta), route, self.sink.clone());
         recorder.received(received.at);
         recorder.end_with(false, error.clone());
     }

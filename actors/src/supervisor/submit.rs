@@ -38,14 +38,10 @@ impl Supervisor {
             }
         };
         let target = &targets[index];
-        let meta = SessionMeta::new(
-            &received,
-            request.model().into(),
-            target.route.clone(),
-            request.stream(),
-        )
-        .with_metadata(request.metadata().cloned());
-        let mut recorder = Recorder::new(Arc::new(meta), self.sink.clone());
+        let meta = SessionMeta::new(&received, request.model().into(), request.stream())
+            .with_metadata(request.metadata().cloned());
+        let route = target.route.clone();
+        let mut recorder = Recorder::new(Arc::new(meta), route, self.sink.clone());
         if let Some(max) = self.transcribe {
             recorder = recorder.transcribing(Transcript::new(&request, max));
         }
@@ -143,6 +139,9 @@ impl Supervisor {
             recorder.end_with(false, GatewayError::Cancelled(CancelReason::ClientGone));
             return;
         }
+        // Recorded here, not in the session's `started`: the session is
+        // listed as live from this line on, so its phase must say so.
+        recorder.record(Phase::SessionAllocated, None);
         let spec = SessionSpec {
             recorder: recorder.clone(),
             request,

@@ -10,11 +10,13 @@ use hyper::StatusCode;
 use serde_json::{Value, json};
 use switchboard_actors::GatewayError;
 use switchboard_actors::ids::SessionId;
-use switchboard_actors::meta::{Received, SessionMeta, duration_ms};
+use switchboard_actors::meta::{Received, duration_ms};
 use switchboard_actors::phase::Phase;
 use switchboard_actors::shutdown::{Drain, DrainReason};
 use switchboard_actors::store::Stored;
-use switchboard_actors::supervisor::{CancelSession, GetSession, ListProviders, ListSessions};
+use switchboard_actors::supervisor::{
+    CancelSession, GetSession, ListProviders, ListSessions, SessionView,
+};
 
 use super::records::{self, rfc3339};
 use crate::server::Ctx;
@@ -38,7 +40,7 @@ pub async fn list(cx: &Ctx) -> Answer {
     let mut sessions: Vec<(Instant, Value)> = views
         .iter()
         .map(|view| {
-            let mut value = summary(&view.meta);
+            let mut value = summary(view);
             value["queue_position"] = json!(view.position);
             (view.meta.received_at, value)
         })
@@ -182,8 +184,8 @@ pub async fn drain(cx: &Ctx) -> Answer {
     }
 }
 
-fn summary(meta: &SessionMeta) -> Value {
-    let route = meta.route();
+fn summary(view: &SessionView) -> Value {
+    let (meta, route) = (&view.meta, &view.route);
     let metadata: Option<Value> = meta
         .metadata
         .as_deref()
@@ -194,7 +196,7 @@ fn summary(meta: &SessionMeta) -> Value {
         "requested_model": &*meta.requested,
         "provider": &*route.provider,
         "model": &*route.model,
-        "phase": meta.phase.get(),
+        "phase": view.phase,
         "priority": meta.priority,
         "age_ms": meta.age_ms(),
         "stream": meta.stream,
