@@ -127,7 +127,7 @@ pub struct PhaseEvent {
     pub meta: Arc<SessionMeta>,
     /// Where the session's calls went at the time.
     pub route: Route,
-    /// What happened.
+    /// The step reached.
     pub phase: Phase,
     /// When it happened (monotonic; wall time is derived from the arrival's).
     pub at: Instant,
@@ -185,7 +185,7 @@ pub struct EventView {
     pub elapsed: Duration,
     /// The provider attempt (0 outside provider calls).
     pub attempt: u32,
-    /// Sanitized explanation.
+    /// Why, in the daemon's words: never prompt text, keys or provider bodies.
     pub detail: Option<Arc<str>>,
 }
 

@@ -1,7 +1,10 @@
 //! The shutdown actor: the drain protocol.
 //!
-//! On SIGTERM, SIGINT or [`Drain`] (from `POST /admin/drain`) it tells every
-//! shard's supervisor to stop admitting, waits until no session is live or
+//! On SIGTERM, SIGINT or [`Drain`] (from `POST /admin/drain`) it tells its
+//! starter the drain began ([`DrainHooks::began`]: the daemon tells the
+//! service manager, and on an inherited socket stops accepting), tells every
+//! shard's supervisor to stop admitting (or, in [`DrainMode::Handover`], to
+//! keep admitting what already reached it), waits until no session is live or
 //! `drain_timeout_ms` has passed, cancels whatever is left (a second signal
 //! cancels at once), flushes every lifecycle logger (so history holds every
 //! request), and then hands a [`DrainReport`] to whoever started the system
@@ -20,7 +23,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::error::CancelReason;
 use crate::lifecycle::Flush;
 use crate::settings::ShutdownSettings;
-use crate::supervisor::{BeginDrain, CancelAll, WaitIdle};
+use crate::supervisor::{BeginDrain, CancelAll, DrainMode, WaitIdle};
 
 /// Begins a graceful shutdown; answers whether this call began it.
 #[derive(Message)]
@@ -63,6 +66,17 @@ const CANCEL_GRACE: Duration = Duration::from_secs(2);
 /// locked by another process or on a stalled disk.
 const FLUSH_GRACE: Duration = Duration::from_secs(10);
 
+/// How the drain is run, and who hears of it.
+#[derive(Debug)]
+pub struct DrainHooks {
+    /// Refuse what still arrives, or hand it over.
+    pub mode: DrainMode,
+    /// Told once, when the drain begins.
+    pub began: oneshot::Sender<DrainReason>,
+    /// Told once, when the drain is over.
+    pub drained: oneshot::Sender<DrainReport>,
+}
+
 /// How the shutdown actor reaches one shard.
 #[derive(Clone)]
 pub struct ShardDrain {
@@ -78,46 +92,59 @@ pub struct ShardDrain {
 
 /// Runs the drain protocol once.
 pub struct Shutdown {
-    /// The drain deadline.
+    /// How long live sessions may take to finish once a drain starts.
     settings: ShutdownSettings,
-    /// Every shard.
+    /// Each shard's drain handle: a drain is over when all of them are idle.
     shards: Vec<ShardDrain>,
+    /// Whether what still arrives is refused or handed over.
+    mode: DrainMode,
+    /// Told when the drain begins; taken then, so a drain begins once.
+    on_began: Option<oneshot::Sender<DrainReason>>,
     /// Where the report goes; taken when the drain ends.
     on_drained: Option<oneshot::Sender<DrainReport>>,
-    /// Set once a drain has begun; shared with the HTTP layer.
+    /// Set when a refusing drain begins; the HTTP layer reads it to refuse
+    /// without asking a supervisor.
     draining: Arc<AtomicBool>,
     /// Wakes a running drain to cancel everything now (second signal).
     force: Arc<Notify>,
 }
 
 impl Shutdown {
-    /// A shutdown actor that reports to `on_drained`.
+    /// A shutdown actor that reports to `hooks`.
     pub fn new(
         settings: ShutdownSettings,
         shards: Vec<ShardDrain>,
-        on_drained: oneshot::Sender<DrainReport>,
+        hooks: DrainHooks,
         draining: Arc<AtomicBool>,
     ) -> Self {
         Self {
             settings,
             shards,
-            on_drained: Some(on_drained),
+            mode: hooks.mode,
+            on_began: Some(hooks.began),
+            on_drained: Some(hooks.drained),
             draining,
             force: Arc::new(Notify::new()),
         }
     }
 
     fn begin(&mut self, reason: DrainReason, ctx: &mut Context<Self>) -> bool {
-        if self.draining.swap(true, Ordering::Relaxed) {
+        let Some(began) = self.on_began.take() else {
             return false;
+        };
+        if self.mode == DrainMode::Refuse {
+            self.draining.store(true, Ordering::Relaxed);
         }
         tracing::info!(
             ?reason,
+            mode = ?self.mode,
             timeout_ms = self.settings.drain_timeout_ms,
             "draining"
         );
+        let _ = began.send(reason);
         let run = drain(
             reason,
+            self.mode,
             self.shards.clone(),
             self.settings.drain_timeout(),
             self.force.clone(),
@@ -151,12 +178,13 @@ impl Shutdown {
 /// The protocol itself, outside the actor so its mailbox stays free.
 async fn drain(
     reason: DrainReason,
+    mode: DrainMode,
     shards: Vec<ShardDrain>,
     timeout: Duration,
     force: Arc<Notify>,
 ) -> DrainReport {
     let began = Instant::now();
-    let counts = join_all(shards.iter().map(|s| s.begin.send(BeginDrain))).await;
+    let counts = join_all(shards.iter().map(|s| s.begin.send(BeginDrain(mode)))).await;
     let live_at_start = counts.into_iter().map(|n| n.unwrap_or(0)).sum();
     let all_idle = || join_all(shards.iter().map(|s| s.idle.send(WaitIdle)));
     let finished = tokio::select! {

@@ -14,13 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
 
 use crate::lifecycle::{Classify, HistorySink, LifecycleLogger, SinkTo};
 use crate::metrics::{Metrics, SessionMetrics};
 use crate::provider::{Health, Provider};
 use crate::settings::{ActorSettings, Prices};
-use crate::shutdown::{DrainReport, ShardDrain, Shutdown};
+use crate::shutdown::{DrainHooks, ShardDrain, Shutdown};
 use crate::store::{self, Store};
 use crate::supervisor::{Shared, Supervisor};
 
@@ -109,12 +108,8 @@ impl ActorSystem {
     }
 
     /// Starts the shutdown actor over `shards` on the current arbiter;
-    /// `on_drained` receives the report when a drain has finished.
-    pub fn start_shutdown(
-        common: &Common,
-        shards: &[Shard],
-        on_drained: oneshot::Sender<DrainReport>,
-    ) -> Addr<Shutdown> {
+    /// `hooks` hear when a drain begins and when it has finished.
+    pub fn start_shutdown(common: &Common, shards: &[Shard], hooks: DrainHooks) -> Addr<Shutdown> {
         let drains = shards
             .iter()
             .map(|shard| ShardDrain {
@@ -125,7 +120,7 @@ impl ActorSystem {
             })
             .collect();
         let settings = common.settings.shutdown.clone();
-        Shutdown::new(settings, drains, on_drained, common.draining.clone()).start()
+        Shutdown::new(settings, drains, hooks, common.draining.clone()).start()
     }
 }
 

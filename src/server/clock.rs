@@ -13,6 +13,12 @@
 //! close), an error for a stalled head. Body reads are timed by the route
 //! that reads the body, which can answer 408 (see `routes::chat`).
 //!
+//! When the daemon hands its socket over to the next process (a drain on an
+//! inherited socket), [`Clock::hand_over`] shortens the idle deadline: a
+//! connection that has been answered closes at its next wait for a head, a
+//! fresh one gets [`HANDOVER_GRACE`] to send its first request. A request
+//! already arriving is served first.
+//!
 //! [`busy`]: Clock::busy
 //! [`waiting`]: Clock::waiting
 
@@ -25,6 +31,12 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+/// How long a connection that has sent nothing yet may still send its first
+/// request once the socket is being handed over. A client writes its request
+/// microseconds after connecting; a second covers a loaded machine, and a
+/// connection silent for longer would only hold the drain.
+pub const HANDOVER_GRACE: Duration = Duration::from_secs(1);
 
 /// What a connection is doing, as far as its deadlines care.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +58,10 @@ pub struct Clock {
     idle: Duration,
     /// `server.header_timeout_ms`.
     head: Duration,
+    /// Set once a request's head has been read on this connection.
+    served: Cell<bool>,
+    /// When the socket began to be handed over, if it is.
+    handover: Cell<Option<Instant>>,
 }
 
 impl Clock {
@@ -55,12 +71,23 @@ impl Clock {
             state: Cell::new(State::Waiting(Instant::now())),
             idle,
             head,
+            served: Cell::new(false),
+            handover: Cell::new(None),
         })
     }
 
     /// A request's head has been read: no head deadline until it is answered.
     pub fn busy(&self) {
         self.state.set(State::Busy);
+        self.served.set(true);
+    }
+
+    /// The socket is being handed over: end at the next wait for a head. The
+    /// connection's task polls it again right after, which re-arms its stream.
+    pub fn hand_over(&self) {
+        if self.handover.get().is_none() {
+            self.handover.set(Some(Instant::now()));
+        }
     }
 
     /// The answer has been written: the connection waits for the next head.
@@ -78,7 +105,14 @@ impl Clock {
     /// When the current silence must end, and what ending it means.
     fn deadline(&self) -> Option<(Instant, Expiry)> {
         match self.state.get() {
-            State::Waiting(since) => Some((since + self.idle, Expiry::Idle)),
+            State::Waiting(since) => {
+                let idle = since + self.idle;
+                let closing = self.handover.get().map(|began| match self.served.get() {
+                    true => began,
+                    false => began + HANDOVER_GRACE,
+                });
+                Some((closing.map_or(idle, |at| at.min(idle)), Expiry::Idle))
+            }
             State::Head(since) => Some((since + self.head, Expiry::Head)),
             State::Busy => None,
         }

@@ -5,7 +5,10 @@
 //! Every shard accepts on its own copy of the listening socket, so a
 //! connection's requests never leave the shard that took it. When the drain
 //! is done the loop stops accepting and each connection is told to finish:
-//! one mid-answer writes it and closes, an idle one closes at once.
+//! one mid-answer writes it and closes, an idle one closes at once. A
+//! handover (the drain of an inherited socket) stops accepting when the
+//! drain begins, and each connection closes at its next wait for a request
+//! (see [`Clock::hand_over`]), while the requests it already has finish.
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -28,6 +31,17 @@ use super::http::Body;
 use super::peers::{Access, Caller};
 use super::{Ctx, routes};
 use crate::settings::ServerSettings;
+
+/// What the accept loop and its connections are told to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Accept and serve.
+    Serving,
+    /// Stop accepting; connections close once they have no request.
+    Handover,
+    /// Stop accepting; connections finish their answer and close.
+    Now,
+}
 
 /// How long a connection may stay idle, or take to send a request.
 #[derive(Clone, Copy, Debug)]
@@ -81,7 +95,7 @@ impl hyper::body::Body for Served {
 /// One shard's copies of the listening sockets (the kernel hands each new
 /// connection to whichever shard accepts first).
 pub struct Shared {
-    /// The Unix socket.
+    /// A std listener, cloned once per shard so each accepts on its own thread.
     socket: std::os::unix::net::UnixListener,
     /// The metrics listener, if any.
     metrics: Option<std::net::TcpListener>,
@@ -103,7 +117,7 @@ impl Shared {
 /// Connections open on this shard; the last one out wakes the stop.
 #[derive(Default)]
 struct Open {
-    /// How many.
+    /// Open connections; changed only on this shard's thread, hence a `Cell`.
     count: Cell<usize>,
     /// Notified when it reaches zero.
     none: Notify,
@@ -131,7 +145,7 @@ impl Drop for OpenGuard {
 
 /// Serves `listeners` on this thread until `stop`, then waits for the open
 /// connections to finish.
-pub async fn serve(listeners: Shared, cx: Ctx, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listeners: Shared, cx: Ctx, stop: watch::Receiver<Stop>) {
     let (socket, metrics) = match into_tokio(listeners) {
         Ok(listeners) => listeners,
         Err(err) => return tracing::error!(%err, "cannot listen on this shard"),
@@ -145,6 +159,7 @@ pub async fn serve(listeners: Shared, cx: Ctx, mut stop: watch::Receiver<bool>) 
         .header_read_timeout(None)
         .keep_alive(true);
     let builder = Rc::new(builder);
+    let mut accepting = stop.clone();
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
@@ -161,7 +176,7 @@ pub async fn serve(listeners: Shared, cx: Ctx, mut stop: watch::Receiver<bool>) 
                 }
                 Err(err) => backoff(err).await,
             },
-            _ = stop.changed() => break,
+            _ = accepting.wait_for(|stop| *stop != Stop::Serving) => break,
         }
     }
     drop(socket);
@@ -198,7 +213,7 @@ fn spawn<S>(
     cx: &Rc<Ctx>,
     builder: &Rc<http1::Builder>,
     open: &Rc<Open>,
-    stop: &watch::Receiver<bool>,
+    stop: &watch::Receiver<Stop>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -210,6 +225,7 @@ fn spawn<S>(
         let timeouts = cx.app.timeouts;
         let clock = Clock::new(timeouts.idle, timeouts.head);
         let io = Timed::new(io, clock.clone());
+        let conn_clock = clock.clone();
         let service = service_fn(move |req| {
             let (cx, caller, clock) = (cx.clone(), caller.clone(), clock.clone());
             clock.busy();
@@ -224,10 +240,19 @@ fn spawn<S>(
         });
         let conn = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => return,
-            _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                changed = stop.changed() => match changed.map(|()| *stop.borrow_and_update()) {
+                    Ok(Stop::Serving) => {}
+                    // Polled again at once by the loop, so its stream
+                    // re-arms with the shortened deadline.
+                    Ok(Stop::Handover) => conn_clock.hand_over(),
+                    Ok(Stop::Now) | Err(_) => break,
+                },
+            }
         }
+        conn.as_mut().graceful_shutdown();
         let _ = conn.await;
     });
 }

@@ -9,6 +9,11 @@
 //! server, straight on the Unix listener (see [`listen`]). When the shutdown
 //! actor reports the drain done, the shards stop accepting, their last
 //! answers are written, and `run` removes the socket and returns.
+//!
+//! Under socket activation the socket is the service manager's (see
+//! [`service`]): the daemon serves it, never removes it, and drains by
+//! handing over — it stops accepting when the drain begins, so connections
+//! that arrive meanwhile wait in the backlog for the next process.
 
 mod arrivals;
 mod body;
@@ -19,6 +24,7 @@ mod ids;
 mod listen;
 mod peers;
 mod routes;
+mod service;
 mod socket;
 
 use std::sync::Arc;
@@ -29,6 +35,8 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use switchboard_actors::ActorSystem;
 use switchboard_actors::settings::ActorSettings;
+use switchboard_actors::shutdown::DrainHooks;
+use switchboard_actors::supervisor::DrainMode;
 use switchboard_actors::system::{Checked, Common, Shard};
 use tokio::sync::{oneshot, watch};
 
@@ -76,29 +84,63 @@ struct Listeners {
     metrics: Option<std::net::TcpListener>,
 }
 
+/// Where the daemon's socket came from: who removes its file, and how a
+/// drain treats requests that still arrive.
+enum Origin {
+    /// Bound by this daemon; dropping it at exit removes the file.
+    Owned { _socket: OwnedSocket },
+    /// Passed by the service manager, which owns the file.
+    Inherited,
+}
+
+impl Origin {
+    fn drain_mode(&self) -> DrainMode {
+        match self {
+            Origin::Owned { .. } => DrainMode::Refuse,
+            Origin::Inherited => DrainMode::Handover,
+        }
+    }
+}
+
 /// Runs the daemon until it has drained. Returns an error only if it could
 /// not start.
 pub fn run(settings: Settings) -> anyhow::Result<()> {
+    // First: it reads and clears LISTEN_FDS before any thread exists.
+    let inherited = service::inherited_socket()?;
     socket::raise_open_file_limit();
     let actor_settings = settings.actors();
-    let path = settings.server.socket_path();
-    let mut owned = OwnedSocket::bind(&path, settings.server.socket_mode)?;
+    let configured = settings.server.socket_path();
+    let (origin, socket, path) = match inherited {
+        Some(listener) => {
+            let path = listener
+                .local_addr()
+                .ok()
+                .and_then(|addr| addr.as_pathname().map(ToOwned::to_owned))
+                .unwrap_or(configured);
+            (Origin::Inherited, listener, path)
+        }
+        None => {
+            let mut owned = OwnedSocket::bind(&configured, settings.server.socket_mode)?;
+            let listener = owned
+                .take_listener()
+                .context("socket listener already taken")?;
+            (Origin::Owned { _socket: owned }, listener, configured)
+        }
+    };
     let checked =
         ActorSystem::check(&actor_settings).map_err(|message| anyhow::anyhow!(message))?;
     log_history(&actor_settings, &checked);
-    let socket = owned
-        .take_listener()
-        .context("socket listener already taken")?;
     let metrics = bind_metrics(settings.server.metrics_listen)?;
     let listeners = Listeners { socket, metrics };
+    let mode = origin.drain_mode();
     let result = actix_rt::System::new().block_on(serve(
         settings,
         actor_settings,
         checked,
         listeners,
-        owned.path(),
+        (&path, mode),
     ));
-    drop(owned);
+    drop(origin);
     result
 }
 
@@ -137,14 +179,20 @@ async fn serve(
     actor_settings: ActorSettings,
     checked: Checked,
     listeners: Listeners,
-    path: &std::path::Path,
+    (path, mode): (&std::path::Path, DrainMode),
 ) -> anyhow::Result<()> {
     let common = Common::start(&actor_settings, checked, error::classify);
     let workers = settings.server.worker_count();
     let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
     let shards = start_shards(&arbiters, &common).await?;
     let (drained_tx, drained_rx) = oneshot::channel();
-    let shutdown = ActorSystem::start_shutdown(&common, &shards, drained_tx);
+    let (began_tx, began_rx) = oneshot::channel();
+    let hooks = DrainHooks {
+        mode,
+        began: began_tx,
+        drained: drained_tx,
+    };
+    let shutdown = ActorSystem::start_shutdown(&common, &shards, hooks);
     // SAFETY: getuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::getuid() };
     let app = Arc::new(App {
@@ -155,7 +203,8 @@ async fn serve(
         timeouts: listen::Timeouts::of(&settings.server),
         arrivals: (0..workers).map(|_| Arc::default()).collect(),
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(listen::Stop::Serving);
+    let stop_tx = Arc::new(stop_tx);
     let mut served = Vec::new();
     for (index, (arbiter, local)) in arbiters.iter().zip(shards.iter()).enumerate() {
         let actors = ActorSystem {
@@ -186,8 +235,13 @@ async fn serve(
         socket = %path.display(),
         pid = std::process::id(),
         workers,
+        inherited = mode == DrainMode::Handover,
         "switchboard is listening"
     );
+    let notifier = service::Notifier::from_env();
+    notifier.ready();
+    actix_rt::spawn(notifier.heartbeat(shards.clone()));
+    actix_rt::spawn(on_drain_begun(began_rx, notifier, mode, stop_tx.clone()));
     if let Ok(report) = drained_rx.await {
         tracing::info!(
             reason = ?report.reason,
@@ -198,7 +252,7 @@ async fn serve(
         );
     }
     let stopping = std::time::Instant::now();
-    let _ = stop_tx.send(true);
+    let _ = stop_tx.send(listen::Stop::Now);
     let all_done = futures_util::future::join_all(served);
     let _ = tokio::time::timeout(FINAL_WRITE_GRACE, all_done).await;
     for arbiter in arbiters {
@@ -211,6 +265,25 @@ async fn serve(
     );
     tracing::info!("switchboard stopped");
     Ok(())
+}
+
+/// When a drain begins: tells the service manager, and on an inherited
+/// socket stops accepting at once (connections that arrive from now on wait
+/// in the backlog for the next process) and closes idle connections.
+async fn on_drain_begun(
+    began: oneshot::Receiver<switchboard_actors::shutdown::DrainReason>,
+    notifier: service::Notifier,
+    mode: DrainMode,
+    stop: Arc<watch::Sender<listen::Stop>>,
+) {
+    if began.await.is_err() {
+        return;
+    }
+    notifier.stopping();
+    if mode == DrainMode::Handover {
+        tracing::info!("inherited socket: no longer accepting; the next process takes the backlog");
+        let _ = stop.send(listen::Stop::Handover);
+    }
 }
 
 /// Starts one shard's actors on each arbiter.

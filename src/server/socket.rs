@@ -60,11 +60,6 @@ impl OwnedSocket {
     pub fn take_listener(&mut self) -> Option<UnixListener> {
         self.listener.take()
     }
-
-    /// Where the socket is.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl Drop for OwnedSocket {

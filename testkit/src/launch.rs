@@ -7,6 +7,8 @@
 //! and hands back a [`crate::Daemon`] (after readiness, for `start`).
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -30,6 +32,9 @@ pub struct DaemonBuilder {
     log_level: String,
     /// A chosen socket path, instead of `<tempdir>/switchboard.sock`.
     socket: Option<PathBuf>,
+    /// A listening socket handed to the child as systemd's socket
+    /// activation does: as fd 3, with `LISTEN_FDS=1` and `LISTEN_PID`.
+    inherit: Option<Arc<OwnedFd>>,
 }
 
 impl DaemonBuilder {
@@ -44,7 +49,23 @@ impl DaemonBuilder {
             env: Vec::new(),
             log_level: "info".to_owned(),
             socket: None,
+            inherit: None,
         }
+    }
+
+    /// Starts the daemon as a service manager would with socket activation:
+    /// `listener` (bound at `path` by the test, which keeps it) becomes the
+    /// child's fd 3, with `LISTEN_FDS=1` and `LISTEN_PID` set to the child's
+    /// own pid (through `sh -c 'LISTEN_PID=$$ exec …'`, as the pid is only
+    /// known after the fork).
+    pub fn inherit_socket(mut self, listener: &UnixListener, path: &Path) -> DaemonBuilder {
+        let fd = listener
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("duplicating the listening socket for the child");
+        self.inherit = Some(Arc::new(fd));
+        self.socket = Some(path.to_owned());
+        self
     }
 
     /// Adds `[providers.<name>]` with `kind = "openai"`, this `base_url` and
@@ -176,7 +197,10 @@ impl DaemonBuilder {
 
     /// The child's command line and environment.
     fn command(&self, config: &Path) -> Command {
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = match &self.inherit {
+            Some(fd) => activated(&self.bin, fd.clone()),
+            None => Command::new(&self.bin),
+        };
         cmd.arg("serve")
             .arg("--config")
             .arg(config)
@@ -196,6 +220,35 @@ impl DaemonBuilder {
         die_with_parent(&mut cmd);
         cmd
     }
+}
+
+/// `sh` exec'ing `bin` with `fd` as its fd 3 and the variables of socket
+/// activation; arguments added later go to `bin`.
+fn activated(bin: &Path, fd: Arc<OwnedFd>) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#)
+        .arg(bin)
+        .env_remove("LISTEN_FDNAMES");
+    let raw = fd.as_raw_fd();
+    // SAFETY: runs in the forked child before exec and makes only
+    // async-signal-safe calls (dup2, fcntl) on descriptors it owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _keep = &fd;
+            if raw == 3 {
+                // dup2 onto itself keeps close-on-exec: clear it instead.
+                if libc::fcntl(3, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, 3) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
 }
 
 /// `<NAME>_API_KEY`, with non-alphanumerics turned into `_`.

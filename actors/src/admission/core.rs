@@ -28,9 +28,9 @@ pub struct RawSlot {
 /// One provider's capacity and waiting line.
 #[derive(Debug, Default)]
 struct Lane {
-    /// `max_concurrency`.
+    /// The provider's cap: slots beyond it queue.
     max: usize,
-    /// Slots taken.
+    /// Held by live `Slot`s; moved only by taking or dropping one.
     in_flight: usize,
     /// Waiting requests by class (low, normal, high), oldest first. Entries
     /// removed early stay as stale ids until they reach the front (or a

@@ -69,7 +69,7 @@ pub struct Slot {
 pub struct Ticket {
     /// Whose place it is.
     id: SessionId,
-    /// The line.
+    /// Shared by every shard: capacity and the queue are exact however many take requests.
     admission: Admission,
     /// Where the grant comes; `None` once it came.
     grant: Option<oneshot::Receiver<Slot>>,

@@ -51,9 +51,9 @@ pub struct Began(pub Recorder);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Ended {
-    /// Whose.
+    /// The session that ended: its record is built from what the recorder holds.
     pub recorder: Recorder,
-    /// The terminal event.
+    /// Its last phase, sent to event readers like every other.
     pub event: PhaseEvent,
 }
 
@@ -96,7 +96,7 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Where history goes, and what has not gone yet.
 pub struct HistorySink {
-    /// The store's writer.
+    /// Where batches go: the SQLite writer on its own thread, so nothing here waits on disk.
     store: Recipient<WriteBatch>,
     /// The same, for pruning.
     prune: Recipient<Prune>,
@@ -140,7 +140,7 @@ pub struct LifecycleLogger {
     counting: Option<SessionMetrics>,
     /// The registry (drop counters, reader gauge).
     metrics: Arc<Metrics>,
-    /// Live readers.
+    /// Event stream readers, each with a bounded queue so a slow one is dropped, not waited for.
     subscribers: subscribers::Subscribers,
     /// How many there are, read by every recorder.
     readers: Arc<AtomicUsize>,

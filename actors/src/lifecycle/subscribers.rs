@@ -80,7 +80,7 @@ impl Subscribers {
         EventStream { events, lagged }
     }
 
-    /// Readers now.
+    /// Counted so the recorder can skip building events nobody reads.
     pub fn len(&self) -> usize {
         self.readers.len()
     }

@@ -112,7 +112,7 @@ struct HealthBook {
 }
 
 impl HealthBook {
-    /// An empty record.
+    /// Healthy: a provider is trusted until it fails `unhealthy_after` times in a row.
     fn new(unhealthy_after: u32, cooldown: Duration) -> Self {
         Self {
             consecutive_failures: 0,

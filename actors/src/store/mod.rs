@@ -44,7 +44,7 @@ pub struct WriteBatch(pub Vec<Arc<SessionRecord>>);
 pub struct WriteFailed {
     /// The rows, untouched.
     pub batch: Vec<Arc<SessionRecord>>,
-    /// Why.
+    /// What went wrong, logged once per interval rather than per batch.
     pub error: StoreError,
 }
 

@@ -33,7 +33,7 @@ pub struct HistoryFilter {
     pub uid: Option<u32>,
     /// Received at or after.
     pub since: Option<SystemTime>,
-    /// Received before.
+    /// Only sessions received before this instant (the cursor moves it back).
     pub until: Option<SystemTime>,
     /// Older than this session (the cursor of the previous page).
     pub before: Option<SessionId>,
@@ -100,7 +100,7 @@ impl UsageBy {
 pub struct UsageRow {
     /// The uid, process, provider or model.
     pub key: String,
-    /// Finished sessions.
+    /// Sessions that ended in this row's key, whatever their outcome.
     pub requests: u64,
     /// Those that did not complete.
     pub errors: u64,

@@ -74,7 +74,7 @@ const PRUNE_CHUNK: i64 = 5_000;
 /// What one pruning step did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pruned {
-    /// Sessions deleted.
+    /// Sessions deleted by this pass, for the log line that says retention ran.
     pub removed: usize,
     /// Whether more are due (ask again).
     pub more: bool,

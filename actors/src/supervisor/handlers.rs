@@ -6,9 +6,9 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::{
-    BeginDrain, CancelAll, CancelSession, GetSession, GetStatus, ListProviders, ListSessions, Next,
-    ProviderView, Refused, Reroute, SessionEnded, SessionView, Status, Submit, Supervisor,
-    WaitIdle, Waited,
+    BeginDrain, CancelAll, CancelSession, DrainMode, GetSession, GetStatus, ListProviders,
+    ListSessions, Next, ProviderView, Refused, Reroute, SessionEnded, SessionView, Status, Submit,
+    Supervisor, WaitIdle, Waited,
 };
 use crate::admission::Admit;
 use crate::error::CancelReason;
@@ -179,8 +179,9 @@ impl Handler<GetStatus> for Supervisor {
 impl Handler<BeginDrain> for Supervisor {
     type Result = usize;
 
-    fn handle(&mut self, _: BeginDrain, _: &mut Self::Context) -> usize {
+    fn handle(&mut self, BeginDrain(mode): BeginDrain, _: &mut Self::Context) -> usize {
         self.draining = true;
+        self.refusing = mode == DrainMode::Refuse;
         self.live.len() + self.waiting.len()
     }
 }

@@ -50,7 +50,7 @@ pub use routes::{ProviderHandle, Target};
 pub struct Submit {
     /// Ids, arrival time, caller, priority.
     pub received: Received,
-    /// The validated request.
+    /// Parsed once by the HTTP layer, so the supervisor never touches raw bytes.
     pub request: ChatRequest,
     /// Where the answer (or refusal) goes.
     pub reply: ReplyTx,
@@ -65,7 +65,7 @@ pub struct Submit {
 pub struct Refused {
     /// Ids, arrival time, caller.
     pub received: Received,
-    /// Why.
+    /// What the client is answered, and what the REJECTED row records.
     pub error: GatewayError,
 }
 
@@ -80,7 +80,7 @@ pub struct SessionEnded(pub SessionId);
 #[derive(Message)]
 #[rtype(result = "Next")]
 pub struct Reroute {
-    /// Whose.
+    /// The session giving its slot back; its registry entry moves to the next target.
     pub id: SessionId,
     /// The slot it held (its session slot is kept for the next target).
     pub slot: Slot,
@@ -101,9 +101,9 @@ pub enum Next {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Waited {
-    /// Whose.
+    /// The request whose wait ended: its waiting-registry entry is taken out.
     pub id: SessionId,
-    /// How.
+    /// Whether it starts, expired or was left: each has its own record.
     pub outcome: WaitOutcome,
 }
 
@@ -138,10 +138,23 @@ pub struct CancelSession(pub SessionId);
 #[rtype(result = "Vec<ProviderView>")]
 pub struct ListProviders;
 
-/// Stop admitting; answers how many sessions are live or queued.
+/// A drain begins; answers how many sessions are live or queued.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct BeginDrain;
+pub struct BeginDrain(pub DrainMode);
+
+/// What a drain does with requests that still reach a supervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DrainMode {
+    /// Refuse them 503 with `Retry-After`: a plain `serve` owns its socket,
+    /// so nothing else could take them while it drains.
+    Refuse,
+    /// Admit them: on a socket inherited from a service manager the daemon
+    /// stops accepting when the drain begins, so only requests already on
+    /// open connections still arrive, and the next process serves what
+    /// waits in the socket's backlog.
+    Handover,
+}
 
 /// Answers once no session is live or queued.
 #[derive(Message)]
@@ -176,7 +189,7 @@ pub struct SessionView {
     pub meta: Arc<SessionMeta>,
     /// Where its calls go now.
     pub route: Route,
-    /// Its latest phase.
+    /// Read from the recorder's cell at listing time, without taking its lock.
     pub phase: Phase,
     /// Its place in its provider's queue, when waiting (1 is next).
     pub position: Option<usize>,
@@ -185,15 +198,15 @@ pub struct SessionView {
 /// A provider as `GET /admin/providers` shows it.
 #[derive(Clone, Debug)]
 pub struct ProviderView {
-    /// Its configured name.
+    /// As written in settings, so listings match history and metrics.
     pub name: Arc<str>,
     /// Calls running now (all shards).
     pub in_flight: usize,
     /// Requests waiting for one of its slots (all shards).
     pub queued: usize,
-    /// `max_concurrency`.
+    /// The configured cap, shown beside `in_flight` so an operator sees saturation.
     pub max_concurrency: usize,
-    /// Its health.
+    /// Whether calls are failing now; an unhealthy provider is skipped by aliases.
     pub health: ProviderHealth,
 }
 
@@ -207,7 +220,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct Shared {
     /// Capacity and the queue.
     pub admission: Admission,
-    /// Rate limits.
+    /// Shared so a caller's rate is one count whichever shard serves it.
     pub limits: Arc<Limits>,
 }
 
@@ -235,7 +248,7 @@ impl Shared {
 struct NewSession {
     /// Records its phases (and holds its meta).
     recorder: Recorder,
-    /// The caller's request.
+    /// Kept while it waits, so nothing is parsed twice when it starts.
     request: ChatRequest,
     /// Its targets (one, or an alias's chain).
     targets: Vec<Target>,
@@ -257,11 +270,11 @@ struct Waiting {
 
 /// A running session as the registry knows it.
 struct Live {
-    /// Its actor.
+    /// Where an operator's cancel and a drain are sent.
     addr: Addr<Session>,
     /// Records its phases (and holds its meta).
     recorder: Recorder,
-    /// Its targets.
+    /// An alias's whole chain, so a reroute can move on without resolving again.
     targets: Vec<Target>,
     /// The target it is on.
     index: usize,
@@ -283,12 +296,14 @@ pub struct Supervisor {
     recent: Recipient<Recent>,
     /// `history.max_record_bytes`, when prompts and answers are recorded.
     transcribe: Option<usize>,
-    /// Running sessions.
+    /// Sessions with a slot, by id: what listings, cancels and drains act on.
     live: SessionMap<Live>,
     /// Requests waiting for capacity.
     waiting: SessionMap<Waiting>,
-    /// Set by the drain: nothing new is admitted.
+    /// Set when a drain begins, for status answers.
     draining: bool,
+    /// Set by a [`DrainMode::Refuse`] drain: nothing new is admitted.
+    refusing: bool,
     /// Told when nothing is live or queued.
     idle_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -322,6 +337,7 @@ impl Supervisor {
             live: SessionMap::default(),
             waiting: SessionMap::default(),
             draining: false,
+            refusing: false,
             idle_waiters: Vec::new(),
         }
     }

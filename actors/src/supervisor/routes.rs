@@ -30,7 +30,7 @@ pub struct Target {
 
 /// A provider as routing sees it.
 struct ProviderRoute {
-    /// Configured name.
+    /// As written in settings: the key history, metrics and listings show.
     name: Arc<str>,
     /// The actor of this shard.
     call: Recipient<Call>,

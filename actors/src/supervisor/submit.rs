@@ -70,7 +70,7 @@ impl Supervisor {
         received: &Received,
         model: &str,
     ) -> Result<(Vec<Target>, usize), GatewayError> {
-        if self.draining {
+        if self.refusing {
             return Err(GatewayError::Draining {
                 retry_after: RETRY_AFTER,
             });

@@ -9,17 +9,21 @@ use hyper::StatusCode;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 use serde_json::json;
 use switchboard_actors::supervisor::{GetStatus, Status};
+use switchboard_actors::system::Shard;
 
 use crate::server::Ctx;
 use crate::server::http::{Answer, json};
 
-/// Every shard's status added up; `None` when a shard is not running.
+/// Every shard's status added up, with the HTTP layer's own drain flag.
 async fn status(cx: &Ctx) -> Option<Status> {
-    let asks = cx
-        .actors
-        .shards
-        .iter()
-        .map(|s| s.supervisor.send(GetStatus));
+    let mut total = status_of(&cx.actors.shards).await?;
+    total.draining |= cx.actors.common.draining.load(Ordering::Relaxed);
+    Some(total)
+}
+
+/// Every shard's status added up; `None` when a shard is not running.
+pub async fn status_of(shards: &[Shard]) -> Option<Status> {
+    let asks = shards.iter().map(|s| s.supervisor.send(GetStatus));
     let mut total = Status::default();
     for answer in join_all(asks).await {
         let shard = answer.ok()?;
@@ -27,7 +31,6 @@ async fn status(cx: &Ctx) -> Option<Status> {
         total.queued += shard.queued;
         total.draining |= shard.draining;
     }
-    total.draining |= cx.actors.common.draining.load(Ordering::Relaxed);
     Some(total)
 }
 

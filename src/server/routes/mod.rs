@@ -4,7 +4,7 @@
 mod admin;
 mod chat;
 mod events;
-mod health;
+pub(crate) mod health;
 mod history;
 mod metrics;
 pub mod models;
