@@ -18,7 +18,9 @@ use crate::server::Ctx;
 use crate::server::error;
 use crate::server::http::{Answer, json, ok};
 
-/// `GET /admin/sessions`: live sessions of every shard, oldest first.
+/// `GET /admin/sessions`: live sessions of every shard, oldest first, each
+/// with the shard serving it (its index among `server.workers`), so an
+/// operator or a test can see how connections spread over the shards.
 pub async fn list(cx: &Ctx) -> Answer {
     let asks = cx
         .actors
@@ -26,18 +28,19 @@ pub async fn list(cx: &Ctx) -> Answer {
         .iter()
         .map(|s| s.supervisor.send(ListSessions));
     let mut views = Vec::new();
-    for answer in join_all(asks).await {
+    for (shard, answer) in join_all(asks).await.into_iter().enumerate() {
         match answer {
-            Ok(shard) => views.extend(shard),
+            Ok(listed) => views.extend(listed.into_iter().map(|view| (shard, view))),
             Err(_) => return unavailable(),
         }
     }
-    views.sort_by_key(|view| view.meta.received_at);
+    views.sort_by_key(|(_, view)| view.meta.received_at);
     let sessions: Vec<Value> = views
         .iter()
-        .map(|view| {
+        .map(|(shard, view)| {
             let mut value = summary(&view.meta);
             value["queue_position"] = json!(view.position);
+            value["shard"] = json!(shard);
             value
         })
         .collect();
