@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use switchboard_testkit::{DaemonBuilder, FakeProvider, eventually_debug};
 
 pub mod conn;
+pub mod footprint;
 pub mod records;
 pub mod scrape;
 
