@@ -106,12 +106,12 @@ async fn each_request_is_one_row_with_the_outcome_its_client_saw() {
         &[("content-type", "application/json")],
     )
     .await;
-    let live = wait_live_count(&daemon, 1).await;
+    let live = wait_live(&daemon, 1).await;
     let gone_id = live[0]["id"].as_str().expect("live session id").to_owned();
     wait_upstream(&fake, 1).await;
     drop(connection);
     wait_last_phase(&daemon, &gone_id, "CANCELLED").await;
-    wait_load(&daemon, 0, 0).await;
+    wait_health(&daemon, 0, 0).await;
     expected.push(Expected {
         what: "client disconnected",
         id: gone_id.clone(),
@@ -124,12 +124,12 @@ async fn each_request_is_one_row_with_the_outcome_its_client_saw() {
 
     // 5. The queue is full: one call running, one waiting, one more refused.
     let occupier = spawn_chat(&daemon, &marked_body("fake/hang", "occupier"), &[]);
-    let live = wait_live_count(&daemon, 1).await;
+    let live = wait_live(&daemon, 1).await;
     let occupier_id = live[0]["id"].as_str().expect("occupier id").to_owned();
     wait_upstream(&fake, 1).await;
     let waiter = spawn_chat(&daemon, &marked_body("fake/hang", "waiter"), &[]);
-    wait_load(&daemon, 1, 1).await;
-    let live = wait_live_count(&daemon, 2).await;
+    wait_health(&daemon, 1, 1).await;
+    let live = wait_live(&daemon, 2).await;
     let waiter_id = new_live_id(&live, &HashSet::from([occupier_id.clone()]));
     let refused = chat(&daemon, "fake/instant", false).await;
     assert_eq!(refused.status(), 503, "a request beyond the full queue");
@@ -172,7 +172,7 @@ async fn each_request_is_one_row_with_the_outcome_its_client_saw() {
         error_code: Some("session_cancelled"),
         attempts: 1,
     });
-    wait_load(&daemon, 1, 0).await;
+    wait_health(&daemon, 1, 0).await;
     wait_last_phase(&daemon, &waiter_id, "PROVIDER_CALL_START").await;
 
     // Before the drain, /admin/history shows the six that ended.

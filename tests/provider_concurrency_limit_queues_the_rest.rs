@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::*;
 use switchboard_testkit::FakeProvider;
 
@@ -28,15 +26,10 @@ async fn twenty_requests_share_four_slots() {
         .collect();
 
     // While they run: the waiting ones are listed with their place in line.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let listing = loop {
-        let sessions = live_sessions(&daemon).await;
-        let queued = sessions.iter().filter(|s| s["phase"] == "QUEUED").count();
-        if queued >= 8 || tokio::time::Instant::now() > deadline {
-            break sessions;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let listing = wait_listing(&daemon, "8 queued sessions in the listing", |sessions| {
+        sessions.iter().filter(|s| s["phase"] == "QUEUED").count() >= 8
+    })
+    .await;
     let queued: Vec<_> = listing.iter().filter(|s| s["phase"] == "QUEUED").collect();
     assert!(
         queued.len() >= 8,

@@ -46,7 +46,7 @@ async fn sessions_running_at_a_kill_are_interrupted_at_their_last_phase() {
             .await,
         );
     }
-    let live = wait_live_count(&first, HUNG).await;
+    let live = wait_live(&first, HUNG).await;
     let hung: HashSet<String> = live
         .iter()
         .map(|s| s["id"].as_str().expect("live id").to_owned())

@@ -57,7 +57,7 @@ async fn every_request_in_flight_at_sigterm_is_in_the_file_after_exit() {
             })
         })
         .collect();
-    let health = wait_load(&daemon, IN_FLIGHT as u64, 0).await;
+    let health = wait_health(&daemon, IN_FLIGHT as u64, 0).await;
     assert_eq!(health["live_sessions"], IN_FLIGHT, "{health}");
 
     daemon.signal(libc::SIGTERM);

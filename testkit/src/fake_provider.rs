@@ -242,7 +242,7 @@ impl FakeProvider {
         Stats::get(&self.shared.stats.abandoned)
     }
 
-    /// Polls `cond` every 10 ms until it holds or `timeout` passes; returns
+    /// Polls `cond` every 20 ms (as [`crate::eventually`] does) until it holds or `timeout` passes; returns
     /// whether it held. On timeout prints `what` to stderr, so a failing
     /// `assert!(fake.wait_until(..))` says what it was waiting for.
     pub async fn wait_until(
@@ -251,17 +251,14 @@ impl FakeProvider {
         timeout: Duration,
         cond: impl Fn(&FakeProvider) -> bool,
     ) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if cond(self) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                eprintln!("fake provider: still waiting for {what} after {timeout:?}");
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let held = crate::wait::poll(timeout, || {
+            std::future::ready(cond(self).then_some(()).ok_or(()))
+        })
+        .await;
+        if held.is_err() {
+            eprintln!("fake provider: still waiting for {what} after {timeout:?}");
         }
+        held.is_ok()
     }
 }
 

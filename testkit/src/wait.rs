@@ -69,7 +69,12 @@ where
 }
 
 /// Probes until `Ok` or the deadline; on timeout returns the last `Err`.
-async fn poll<T, E, Fut>(timeout: Duration, mut probe: impl FnMut() -> Fut) -> Result<T, E>
+/// Also behind [`crate::FakeProvider::wait_until`], so every wait in the
+/// testkit polls the same way.
+pub(crate) async fn poll<T, E, Fut>(
+    timeout: Duration,
+    mut probe: impl FnMut() -> Fut,
+) -> Result<T, E>
 where
     Fut: Future<Output = Result<T, E>>,
 {

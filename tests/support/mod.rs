@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_testkit::{DaemonBuilder, FakeProvider};
+use switchboard_testkit::{DaemonBuilder, FakeProvider, eventually_debug};
 
+pub mod conn;
+pub mod footprint;
 pub mod records;
 pub mod scrape;
 
@@ -80,38 +82,73 @@ pub async fn phases(daemon: &Daemon, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// How long the waits below give the daemon for what it does within
+/// ~100 ms (a session ended, a request queued): a wide margin on a noisy
+/// machine shared with other builds.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A session listing as a failed wait shows it: how many, then which.
+pub struct Saw(pub Vec<Value>);
+
+impl std::fmt::Debug for Saw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "saw {}: {}", self.0.len(), Value::from(self.0.clone()))
+    }
+}
+
 /// Waits until the session's timeline ends in a terminal phase; returns it.
+/// Panics, with the phases so far, if it has not within [`WAIT`].
 pub async fn final_phases(daemon: &Daemon, id: &str) -> Vec<String> {
     let terminal = ["COMPLETED", "TIMEOUT", "ERROR", "CANCELLED", "REJECTED"];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    let what = format!("session {id} to end");
+    eventually_debug(&what, WAIT, || async {
         let phases = phases(daemon, id).await;
         let ended = phases
             .last()
             .is_some_and(|p| terminal.contains(&p.as_str()));
-        if ended || tokio::time::Instant::now() > deadline {
-            return phases;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        if ended { Ok(phases) } else { Err(phases) }
+    })
+    .await
 }
 
-/// The ids of live sessions.
+/// The live sessions (`GET /admin/sessions`), oldest first.
 pub async fn live_sessions(daemon: &Daemon) -> Vec<Value> {
     let (_, list) = get_json(daemon, "/admin/sessions").await;
     list["sessions"].as_array().cloned().unwrap_or_default()
 }
 
-/// Waits until `count` sessions are live.
+/// Waits until exactly `count` sessions are live and returns them, oldest
+/// first. Panics with `timed out … waiting for N live sessions; last seen:
+/// saw M: [...]` if that does not happen within [`WAIT`].
 pub async fn wait_live(daemon: &Daemon, count: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("{count} live sessions");
+    eventually_debug(&what, WAIT, || async {
         let live = live_sessions(daemon).await;
-        if live.len() == count || tokio::time::Instant::now() > deadline {
-            return live;
+        if live.len() == count {
+            Ok(live)
+        } else {
+            Err(Saw(live))
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
+}
+
+/// Waits until the live sessions satisfy `done` and returns them, oldest
+/// first. Panics, naming `what` and the last listing, after [`WAIT`].
+pub async fn wait_listing(
+    daemon: &Daemon,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    eventually_debug(what, WAIT, || async {
+        let live = live_sessions(daemon).await;
+        if done(&live) {
+            Ok(live)
+        } else {
+            Err(Saw(live))
+        }
+    })
+    .await
 }
 
 /// Asserts an error answer has OpenAI's shape and returns its `code`.
@@ -169,18 +206,21 @@ pub async fn healthz(daemon: &Daemon) -> Value {
     health
 }
 
-/// Waits (up to 10 s) until `/healthz` reports `live` running and `queued`
-/// waiting sessions; returns the last answer either way.
+/// Waits until `/healthz` answers 200 with `live` running and `queued`
+/// waiting sessions, and returns that answer. Panics with the last answer
+/// if that does not happen within [`WAIT`].
 pub async fn wait_health(daemon: &Daemon, live: u64, queued: u64) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let health = healthz(daemon).await;
+    let what = format!("{live} live and {queued} queued sessions in /healthz");
+    eventually_debug(&what, WAIT, || async {
+        let (status, health) = get_json(daemon, "/healthz").await;
         let reached = health["live_sessions"] == live && health["queued_sessions"] == queued;
-        if reached || tokio::time::Instant::now() > deadline {
-            return health;
+        if status == 200 && reached {
+            Ok(health)
+        } else {
+            Err((status, health))
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// The resident set size of process `pid`, in kB (`VmRSS` of

@@ -230,36 +230,6 @@ pub async fn wait_history(daemon: &Daemon, query: &str, count: usize) -> Vec<Val
     .await
 }
 
-/// Waits until exactly `count` sessions are live (`GET /admin/sessions`)
-/// and returns them, oldest first.
-pub async fn wait_live_count(daemon: &Daemon, count: usize) -> Vec<Value> {
-    let what = format!("{count} live sessions");
-    eventually_debug(&what, SETTLE, || async {
-        let (_, list) = get_json(daemon, "/admin/sessions").await;
-        let sessions = list["sessions"].as_array().cloned().unwrap_or_default();
-        if sessions.len() == count {
-            Ok(sessions)
-        } else {
-            Err(list)
-        }
-    })
-    .await
-}
-
-/// Waits until `/healthz` reports `live` running and `queued` waiting.
-pub async fn wait_load(daemon: &Daemon, live: u64, queued: u64) -> Value {
-    let what = format!("{live} live and {queued} queued sessions in /healthz");
-    eventually_debug(&what, SETTLE, || async {
-        let (status, health) = get_json(daemon, "/healthz").await;
-        if status == 200 && health["live_sessions"] == live && health["queued_sessions"] == queued {
-            Ok(health)
-        } else {
-            Err(health)
-        }
-    })
-    .await
-}
-
 /// Waits until session `id`'s timeline (live or ended) has `last` as its
 /// latest phase; returns the phases.
 pub async fn wait_last_phase(daemon: &Daemon, id: &str, last: &str) -> Vec<String> {

@@ -23,7 +23,9 @@ use crate::server::Ctx;
 use crate::server::error;
 use crate::server::http::{Answer, json, ok};
 
-/// `GET /admin/sessions`: live sessions of every shard, oldest first.
+/// `GET /admin/sessions`: live sessions of every shard, oldest first, each
+/// with the shard serving it (its index among `server.workers`), so an
+/// operator or a test can see how connections spread over the shards.
 pub async fn list(cx: &Ctx) -> Answer {
     let asks = cx
         .actors
@@ -31,22 +33,28 @@ pub async fn list(cx: &Ctx) -> Answer {
         .iter()
         .map(|s| s.supervisor.send(ListSessions));
     let mut views = Vec::new();
-    for answer in join_all(asks).await {
+    for (shard, answer) in join_all(asks).await.into_iter().enumerate() {
         match answer {
-            Ok(shard) => views.extend(shard),
+            Ok(listed) => views.extend(listed.into_iter().map(|view| (shard, view))),
             Err(_) => return unavailable(),
         }
     }
     let mut sessions: Vec<(Instant, Value)> = views
         .iter()
-        .map(|view| {
+        .map(|(shard, view)| {
             let mut value = summary(view);
             value["queue_position"] = json!(view.position);
+            value["shard"] = json!(shard);
             (view.meta.received_at, value)
         })
         .collect();
-    let arrivals = cx.app.arrivals.iter().flat_map(|shard| shard.list());
-    sessions.extend(arrivals.map(|a| (a.received.at, arriving(&a.received))));
+    for (shard, arrivals) in cx.app.arrivals.iter().enumerate() {
+        sessions.extend(arrivals.list().into_iter().map(|a| {
+            let mut value = arriving(&a.received);
+            value["shard"] = json!(shard);
+            (a.received.at, value)
+        }));
+    }
     sessions.sort_by_key(|(at, _)| *at);
     let sessions: Vec<Value> = sessions.into_iter().map(|(_, value)| value).collect();
     ok(&json!({ "sessions": sessions }))
