@@ -6,9 +6,10 @@
 //! Redacted: the value of every key whose name holds `key` (except
 //! `api_key_env`, whose value is the *name* of a variable, not a key), every
 //! value under a key whose name holds `header`, and any string holding the
-//! value of a variable an `api_key_env` names. The same values are cut out
-//! of the loader's message when the file is refused, so neither path can
-//! echo a key.
+//! value of a variable an `api_key_env` names. The same values, and the
+//! value on a source line a TOML syntax error quotes when its key is a
+//! secret one, are cut out of the loader's message when the file is refused
+//! ([`redacted_error`], which `serve` uses too), so no path echoes a key.
 
 use std::path::Path;
 
@@ -28,13 +29,7 @@ const KEY_ENV: &str = "api_key_env";
 /// message (naming the key) otherwise.
 pub fn run(args: &ConfigCheckArgs) -> anyhow::Result<()> {
     let path = args.config.as_deref();
-    let settings = match Settings::load(path) {
-        Ok(settings) => settings,
-        Err(err) => {
-            let secrets = secrets(&key_variables_in_sources(path));
-            return Err(anyhow!(scrub(&format!("{err:#}"), &secrets)));
-        }
-    };
+    let settings = Settings::load(path).map_err(|err| redacted_error(&err, path))?;
     let text = effective_toml(&settings)?;
     let source = match path {
         Some(path) => path.display().to_string(),
@@ -45,6 +40,40 @@ pub fn run(args: &ConfigCheckArgs) -> anyhow::Result<()> {
          # with defaults filled in and secrets redacted. Unset optional keys are left out.\n\n{}",
         text.trim_end()
     ))
+}
+
+/// The loader's error for settings read from `path`, with secrets cut out:
+/// the values of the variables `api_key_env` names, and the value on a
+/// quoted source line (a TOML syntax error shows the line) whose key holds
+/// `key` or `header`. `serve` reports a refusal through this too.
+pub fn redacted_error(err: &anyhow::Error, path: Option<&Path>) -> anyhow::Error {
+    let secrets = secrets(&key_variables_in_sources(path));
+    let text = scrub(&format!("{err:#}"), &secrets);
+    anyhow!(
+        text.lines()
+            .map(redact_snippet)
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+/// A source line as a TOML error quotes it (`3 | api_key = "…"`), with the
+/// value cut off when its key is a secret one; other lines as they are.
+fn redact_snippet(line: &str) -> String {
+    let Some((number, source)) = line.split_once(" | ") else {
+        return line.to_owned();
+    };
+    let quoted = !number.trim().is_empty() && number.trim().bytes().all(|b| b.is_ascii_digit());
+    let Some((key, _)) = source.split_once('=').filter(|_| quoted) else {
+        return line.to_owned();
+    };
+    let name = key.trim().trim_matches(['"', '\'']);
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if is_secret_key(last) || name.to_ascii_lowercase().contains("header") {
+        format!("{number} | {key}= {REDACTED}")
+    } else {
+        line.to_owned()
+    }
 }
 
 /// The settings as TOML, with the paths that default at run time resolved
@@ -198,6 +227,21 @@ mod tests {
             parsed["providers"]["kimi"]["api_key_env"].as_str(),
             Some("MOONSHOT_API_KEY")
         );
+    }
+
+    #[test]
+    fn a_quoted_source_line_loses_a_secret_value_only() {
+        assert_eq!(
+            redact_snippet("3 | api_key = \"sk-1"),
+            format!("3 | api_key = {REDACTED}")
+        );
+        assert_eq!(
+            redact_snippet("12 | headers.authorization = \"Bearer x\" y"),
+            format!("12 | headers.authorization = {REDACTED}")
+        );
+        assert_eq!(redact_snippet("3 | timeout_ms = 3x"), "3 | timeout_ms = 3x");
+        assert_eq!(redact_snippet("  |          ^"), "  |          ^");
+        assert_eq!(redact_snippet("no | key = x"), "no | key = x");
     }
 
     #[test]

@@ -33,7 +33,9 @@ fn main() -> ExitCode {
 
 fn serve(args: switchboard::cli::ServeArgs) -> anyhow::Result<()> {
     logging::init(args.log_format);
-    let mut settings = Settings::load(args.config.as_deref())?;
+    let path = args.config.as_deref();
+    let mut settings =
+        Settings::load(path).map_err(|err| config_check::redacted_error(&err, path))?;
     if let Some(socket) = args.socket {
         settings.server.socket = Some(socket);
     }

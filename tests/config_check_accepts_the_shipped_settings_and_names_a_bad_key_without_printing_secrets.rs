@@ -133,6 +133,13 @@ fn a_key_value_is_never_printed_wherever_it_was_written() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("providers.custom.timeout_ms"), "{stderr}");
 
+    // The key on a line TOML cannot parse: the error quotes the line.
+    let path = file(dir, &format!("{provider}api_key = \"{SECRET}\n"));
+    let output = check(&["--config", path.to_str().expect("UTF-8")], &[]);
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("line 5"), "{stderr}");
+
     // The key written into the file itself, under a key that does not exist.
     let path = file(dir, &format!("{provider}api_key = \"{SECRET}\"\n"));
     let output = check(&["--config", path.to_str().expect("UTF-8")], &[]);
