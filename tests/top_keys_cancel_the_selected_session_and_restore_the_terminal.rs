@@ -137,7 +137,20 @@ fn text(screen: &Mutex<Vec<u8>>) -> String {
     lines.join("\n")
 }
 
-fn spawn_top(pty: &Pty, socket: &std::path::Path) -> Child {
+/// `top`, killed when dropped so a failing test leaves no process behind
+/// (with no controlling terminal, nothing sends it SIGHUP).
+struct Top(Child);
+
+impl Drop for Top {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn_top(pty: &Pty, socket: &std::path::Path) -> Top {
     let tty = || Stdio::from(pty.slave.try_clone().expect("dup the terminal"));
     Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["top", "--socket"])
@@ -147,6 +160,7 @@ fn spawn_top(pty: &Pty, socket: &std::path::Path) -> Child {
         .stdout(tty())
         .stderr(tty())
         .spawn()
+        .map(Top)
         .expect("top starts")
 }
 
@@ -197,7 +211,7 @@ async fn down_and_c_cancel_the_session_and_q_restores_the_terminal() {
 
     keys.write_all(b"q").expect("type q");
     let status = eventually("top to quit on q", WAIT, || {
-        let exited = top.try_wait().expect("wait for top");
+        let exited = top.0.try_wait().expect("wait for top");
         async move { exited }
     })
     .await;
@@ -226,11 +240,11 @@ async fn sigterm_restores_the_terminal_too() {
         text(&screen).contains("Live sessions (0").then_some(())
     })
     .await;
-    let pid = i32::try_from(top.id()).expect("a pid");
+    let pid = i32::try_from(top.0.id()).expect("a pid");
     // SAFETY: signalling the child this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let status = eventually("top to quit on SIGTERM", WAIT, || {
-        let exited = top.try_wait().expect("wait for top");
+        let exited = top.0.try_wait().expect("wait for top");
         async move { exited }
     })
     .await;

@@ -24,6 +24,7 @@ async fn top_once(daemon: &Daemon, extra: &[&str]) -> String {
     let run = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["top", "--once", "--socket", socket])
         .args(extra)
+        .kill_on_drop(true)
         .output();
     let output: Output = tokio::time::timeout(WAIT, run)
         .await
@@ -143,6 +144,7 @@ async fn top_once_without_a_daemon_fails_with_a_message() {
     let run = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["top", "--once", "--socket"])
         .arg(&socket)
+        .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(WAIT, run)
         .await
