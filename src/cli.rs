@@ -1,5 +1,6 @@
-//! The command line: `serve` runs the daemon; the other commands are clients
-//! of a running daemon over its socket.
+//! The command line: `serve` runs the daemon; `config check` and
+//! `completions` work alone; the other commands are clients of a running
+//! daemon over its socket.
 
 use std::path::PathBuf;
 
@@ -39,6 +40,13 @@ pub enum Command {
     Events(EventsArgs),
     /// Print the daemon's metrics as Prometheus scrapes them (OpenMetrics text).
     Metrics(MetricsArgs),
+    /// Watch providers and live sessions, refreshed every second (like `docker stats`).
+    Top(TopArgs),
+    /// Work with settings files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
 }
 
 /// `serve` options.
@@ -206,4 +214,79 @@ pub struct MetricsArgs {
     /// The daemon's socket (default: SWITCHBOARD__SERVER__SOCKET, else the daemon's default).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+}
+
+/// `top` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Keys: Up/Down select a session, c cancels it, f cycles the provider filter, \
+q, Esc or Ctrl-C quit.\n\
+REQ/S, ERRORS, P50, P99 and TOK/S (output tokens) cover the last minute (less until top has run that long), \
+from the daemon's metrics scraped every second; `-` where no request ended in the window. \
+--once scrapes twice, a second apart, and prints one frame as plain text."
+)]
+pub struct TopArgs {
+    /// The daemon's socket (default: SWITCHBOARD__SERVER__SOCKET, else the daemon's default).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print one frame as plain text and exit (for scripts).
+    #[arg(long)]
+    pub once: bool,
+    /// Only this provider's row and sessions.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+}
+
+/// The `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a settings file as `serve` would and print the settings in force, secrets redacted.
+    #[command(
+        after_help = "Exit status 0 when the settings are valid, 1 (with the reason, naming the key) \
+when not. SWITCHBOARD__* variables apply, as they do for `serve`."
+    )]
+    Check(ConfigCheckArgs),
+}
+
+/// `config check` options.
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// Settings file (default: the built-in settings.toml).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// `completions` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "bash: switchboard completions bash > ~/.local/share/bash-completion/completions/switchboard\n\
+zsh:  switchboard completions zsh > ~/.zfunc/_switchboard (with ~/.zfunc in $fpath)\n\
+fish: switchboard completions fish > ~/.config/fish/completions/switchboard.fish"
+)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+impl CompletionShell {
+    /// The generator clap_complete has for it.
+    pub fn generator(self) -> clap_complete::Shell {
+        match self {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        }
+    }
 }

@@ -11,9 +11,13 @@
 //! - [`logging`]: `tracing` output, JSON or readable.
 //! - [`server`]: the socket, the HTTP server, routes, the error mapping.
 //! - [`client`]: the client commands, speaking HTTP over the socket.
+//! - [`top`]: `switchboard top`, the live view of providers and sessions.
+//! - [`config_check`]: `switchboard config check`, settings validated and shown.
 
 pub mod cli;
 pub mod client;
+pub mod config_check;
 pub mod logging;
 pub mod server;
 pub mod settings;
+pub mod top;

@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use switchboard::cli::{Cli, Command};
-use switchboard::{client, logging, server, settings::Settings};
+use clap::{CommandFactory, Parser};
+use switchboard::cli::{Cli, Command, CompletionsArgs, ConfigCommand};
+use switchboard::{client, config_check, logging, server, settings::Settings};
 
 /// jemalloc instead of glibc's allocator: a request allocates and frees
 /// dozens of small objects, and under load glibc's malloc/free took a sixth
@@ -18,6 +18,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Config(ConfigCommand::Check(args)) => config_check::run(&args),
+        Command::Completions(args) => completions(&args),
         command => client::run(command),
     };
     match result {
@@ -31,9 +33,29 @@ fn main() -> ExitCode {
 
 fn serve(args: switchboard::cli::ServeArgs) -> anyhow::Result<()> {
     logging::init(args.log_format);
-    let mut settings = Settings::load(args.config.as_deref())?;
+    let path = args.config.as_deref();
+    let mut settings =
+        Settings::load(path).map_err(|err| config_check::redacted_error(&err, path))?;
     if let Some(socket) = args.socket {
         settings.server.socket = Some(socket);
     }
     server::run(settings).inspect_err(|err| tracing::error!("{err:#}"))
+}
+
+/// Writes the completion script for the shell asked for to stdout. It is
+/// generated into memory first: clap_complete panics when its writer fails,
+/// and a closed pipe (`| head`) must be an error, not a panic.
+fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
+    let mut command = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(
+        args.shell.generator(),
+        &mut command,
+        "switchboard",
+        &mut script,
+    );
+    let mut out = std::io::stdout().lock();
+    std::io::Write::write_all(&mut out, &script)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .map_err(|err| anyhow::anyhow!("could not write to stdout: {err}"))
 }

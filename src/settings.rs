@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use switchboard_actors::settings::{
     ActorSettings, ClientSettings, HistorySettings, LifecycleSettings, MetricsSettings,
     ProviderSettings, SessionSettings, ShutdownSettings,
@@ -25,7 +25,7 @@ pub const DEFAULT_SETTINGS: &str = include_str!("../settings.toml");
 /// Everything the daemon is configured with. The actors' sections repeat
 /// [`ActorSettings`]'s fields rather than flattening it: serde cannot combine
 /// `flatten` with `deny_unknown_fields`, and unknown keys must be refused.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// The socket and the HTTP server.
@@ -58,14 +58,14 @@ pub struct Settings {
 }
 
 /// The socket and the HTTP server on it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Socket path; unset means [`default_socket_path`].
     pub socket: Option<PathBuf>,
     /// Permissions of the socket file. Only the owner by default: whoever can
     /// connect can spend the owner's provider quota.
-    #[serde(deserialize_with = "octal_mode")]
+    #[serde(deserialize_with = "octal_mode", serialize_with = "octal_text")]
     pub socket_mode: u32,
     /// Largest request body accepted; larger ones get 413. 4 MiB holds a
     /// 1M-character context, which no configured model exceeds.
@@ -161,6 +161,11 @@ fn octal_mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Erro
                 "socket_mode `{digits}` is not an octal file mode like \"0600\""
             ))
         })
+}
+
+/// Writes a mode as the file spells it (`"0600"`), not as the integer 384.
+fn octal_text<S: Serializer>(mode: &u32, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format!("{mode:04o}"))
 }
 
 impl Settings {

@@ -1,5 +1,6 @@
 //! The operator commands `sessions`, `cancel` and `drain` over the daemon's
 //! `/admin` endpoints, and `metrics`, which prints the daemon's scrape.
+//! `top` cancels through [`cancel_session`] too.
 
 use std::io::Write;
 
@@ -60,19 +61,23 @@ fn sessions_table(sessions: &[Value]) -> String {
 /// `switchboard cancel ID`: cancels a live session.
 pub async fn cancel(id: &str, args: &ClientArgs) -> anyhow::Result<()> {
     let daemon = Daemon::new(args)?;
-    let request = daemon.session_request(Method::DELETE, id)?;
-    let answer = match daemon.json(request).await {
-        Ok(answer) => answer,
-        Err(Answer::Status(StatusCode::NOT_FOUND, _)) => {
-            return Err(anyhow!("no live session {id}"));
-        }
-        Err(other) => return Err(other.into()),
-    };
+    let answer = cancel_session(&daemon, id).await?;
     if args.json {
         return print_pretty(&answer);
     }
     let shown = answer.get("id").and_then(Value::as_str).unwrap_or(id);
     print_line(&format!("cancelled {shown}"))
+}
+
+/// Cancels a live session (`DELETE /admin/sessions/{id}`), as `cancel`
+/// and `top`'s `c` key do; the daemon's answer, or "no live session".
+pub(crate) async fn cancel_session(daemon: &Daemon, id: &str) -> anyhow::Result<Value> {
+    let request = daemon.session_request(Method::DELETE, id)?;
+    match daemon.json(request).await {
+        Ok(answer) => Ok(answer),
+        Err(Answer::Status(StatusCode::NOT_FOUND, _)) => Err(anyhow!("no live session {id}")),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// `switchboard drain`: asks the daemon to drain and exit.

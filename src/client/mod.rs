@@ -1,18 +1,18 @@
 //! The client commands (`chat`, `sessions`, `session`, `cancel`, `drain`,
-//! `history`, `usage`, `events`, `metrics`): each one is an HTTP/1.1
-//! request to a running daemon over its Unix socket.
+//! `history`, `usage`, `events`, `metrics`, and `top` in [`crate::top`]):
+//! each one is HTTP/1.1 to a running daemon over its Unix socket.
 //!
 //! This module picks the socket, runs the command on a current-thread tokio
 //! runtime, and holds the small HTTP helper the commands share ([`Daemon`]):
 //! sending a request, turning "cannot connect" into an operator-readable
 //! error, and turning the daemon's OpenAI-shaped error bodies into errors.
 
-mod admin;
+pub(crate) mod admin;
 mod chat;
 mod events;
 mod history;
 mod session;
-mod table;
+pub(crate) mod table;
 mod usage;
 
 use std::ffi::OsString;
@@ -34,8 +34,11 @@ const BASE_URL: &str = "http://localhost";
 
 /// Runs a client command against the daemon; `serve` is not one.
 pub fn run(command: Command) -> anyhow::Result<()> {
-    if matches!(command, Command::Serve(_)) {
-        bail!("`serve` is not a client command");
+    if matches!(
+        command,
+        Command::Serve(_) | Command::Config(_) | Command::Completions(_)
+    ) {
+        bail!("not a client command");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -47,7 +50,10 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 /// Sends the command to the module that implements it.
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(_) => bail!("`serve` is not a client command"),
+        Command::Serve(_) | Command::Config(_) | Command::Completions(_) => {
+            bail!("not a client command")
+        }
+        Command::Top(args) => crate::top::run(args).await,
         Command::Chat(args) => chat::run(args).await,
         Command::Sessions(args) => admin::sessions(&args).await,
         Command::Session(args) => session::session(&args.id, &args.client).await,
@@ -72,8 +78,10 @@ fn resolve_socket(flag: Option<&Path>, env: Option<OsString>) -> PathBuf {
     }
 }
 
-/// A connection to the daemon: an HTTP client bound to its socket.
-struct Daemon {
+/// A connection to the daemon: an HTTP client bound to its socket (also
+/// `top`'s).
+#[derive(Clone)]
+pub(crate) struct Daemon {
     /// The HTTP client; every connection it makes goes to `socket`.
     http: reqwest::Client,
     /// The socket path, for error messages.
@@ -87,7 +95,7 @@ impl Daemon {
     }
 
     /// A client for the socket `flag` names, else the usual one.
-    fn at(flag: Option<&Path>) -> anyhow::Result<Self> {
+    pub(crate) fn at(flag: Option<&Path>) -> anyhow::Result<Self> {
         let socket = resolve_socket(flag, std::env::var_os(SOCKET_ENV));
         let http = reqwest::Client::builder()
             .unix_socket(socket.clone())
@@ -98,12 +106,16 @@ impl Daemon {
     }
 
     /// A request to `path` (segments already joined, e.g. `/admin/drain`).
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, format!("{BASE_URL}{path}"))
     }
 
     /// A request to `/admin/sessions/{id}`, with `id` escaped as one segment.
-    fn session_request(&self, method: Method, id: &str) -> anyhow::Result<RequestBuilder> {
+    pub(crate) fn session_request(
+        &self,
+        method: Method,
+        id: &str,
+    ) -> anyhow::Result<RequestBuilder> {
         let mut url = Url::parse(BASE_URL).context("bad base URL")?;
         url.path_segments_mut()
             .map_err(|()| anyhow!("bad base URL"))?
@@ -154,14 +166,14 @@ impl Daemon {
 
     /// Sends a request and reads a JSON answer. A non-2xx answer becomes
     /// `Err(Answer::Status)`, so callers can treat 404 their own way.
-    async fn json(&self, request: RequestBuilder) -> Result<Value, Answer> {
+    pub(crate) async fn json(&self, request: RequestBuilder) -> Result<Value, Answer> {
         let body = self.body(request).await?;
         serde_json::from_slice(&body)
             .map_err(|err| Answer::Transport(anyhow!("the daemon's answer is not JSON ({err})")))
     }
 
     /// Sends a request and reads the whole answer, as [`Daemon::json`] does.
-    async fn body(&self, request: RequestBuilder) -> Result<Bytes, Answer> {
+    pub(crate) async fn body(&self, request: RequestBuilder) -> Result<Bytes, Answer> {
         let response = self.open(request).await?;
         response
             .bytes()
@@ -186,7 +198,7 @@ impl Daemon {
 }
 
 /// Why a JSON request did not give a JSON answer.
-enum Answer {
+pub(crate) enum Answer {
     /// The daemon answered with this status; the text is [`error_text`]'s.
     Status(StatusCode, String),
     /// No usable answer at all.
@@ -248,7 +260,7 @@ fn error_fields(value: &Value) -> Option<String> {
 }
 
 /// Writes `text` and a newline to stdout, flushed.
-fn print_line(text: &str) -> anyhow::Result<()> {
+pub(crate) fn print_line(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}")
         .and_then(|()| out.flush())
@@ -261,7 +273,7 @@ fn print_pretty(value: &Value) -> anyhow::Result<()> {
 }
 
 /// A JSON field as display text: strings bare, `null`/missing as `-`.
-fn text(value: &Value, key: &str) -> String {
+pub(crate) fn text(value: &Value, key: &str) -> String {
     match value.get(key) {
         None | Some(Value::Null) => "-".to_owned(),
         Some(Value::String(s)) => s.clone(),

@@ -2,7 +2,9 @@
 //!
 //! The daemon (`src/settings.rs`) reads them from `settings.toml` and the
 //! environment; the actors only see these values. Every default is chosen
-//! here, with the reason, so the file and the code cannot disagree.
+//! here, with the reason, so the file and the code cannot disagree. They
+//! serialize too, so `switchboard config check` can print the settings in
+//! force.
 
 mod provider;
 mod records;
@@ -10,7 +12,7 @@ mod records;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use provider::{
     DEFAULT_CONNECT_TIMEOUT_MS, DeadlineSettings, Deadlines, ModelEntry, ModelSettings,
@@ -19,7 +21,7 @@ pub use provider::{
 pub use records::{HistorySettings, MetricsSettings};
 
 /// Settings for the actor system as a whole.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActorSettings {
     /// Session deadlines and limits.
@@ -49,7 +51,7 @@ pub struct ActorSettings {
 }
 
 /// Per-session deadlines and the bound on live sessions.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionSettings {
     /// Total deadline of a session, from arrival to the last byte of its answer,
@@ -82,7 +84,7 @@ impl Default for SessionSettings {
 }
 
 /// Rate limits per calling user (by the socket peer's uid).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientSettings {
     /// Requests per minute for each uid (GCRA); unset: no limit.
@@ -102,7 +104,7 @@ impl ClientSettings {
 }
 
 /// What the lifecycle logger keeps in memory.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LifecycleSettings {
     /// Timelines of finished sessions kept for `GET /admin/sessions/{id}`;
@@ -122,7 +124,7 @@ impl Default for LifecycleSettings {
 }
 
 /// The drain protocol.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownSettings {
     /// How long live sessions get to finish before they are cancelled; matches

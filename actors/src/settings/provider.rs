@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The kinds of provider the daemon can talk to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// Any OpenAI-compatible chat-completions endpoint (Kimi, GLM, vLLM, ...).
@@ -15,7 +15,7 @@ pub enum ProviderKind {
 }
 
 /// One configured provider.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSettings {
     /// What kind of endpoint this is.
@@ -186,7 +186,7 @@ pub struct Deadlines {
 }
 
 /// A model: its bare name, or a table with per-model overrides.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum ModelEntry {
     /// `"kimi-k2-turbo-preview"`
@@ -196,7 +196,7 @@ pub enum ModelEntry {
 }
 
 /// Per-model overrides.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSettings {
     /// The model's name at the provider.

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[history]`: the SQLite file every session is written to.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HistorySettings {
     /// Whether sessions are written to the file at all.
@@ -83,7 +83,7 @@ impl HistorySettings {
 }
 
 /// `[metrics]`: the counters and histograms behind `GET /metrics`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
     /// Whether sessions are counted. Off only to measure what counting costs.
