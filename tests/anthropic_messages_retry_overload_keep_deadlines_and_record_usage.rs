@@ -50,7 +50,7 @@ fn last_data(text: &str) -> Value {
     let line = text
         .lines()
         .filter_map(|line| line.strip_prefix("data: "))
-        .last()
+        .next_back()
         .expect("a data line");
     serde_json::from_str(line).expect("the last event is JSON")
 }
