@@ -3,7 +3,9 @@
 //! stream ends with the provider's `message_stop` (no `[DONE]`), a broken
 //! one with an Anthropic `event: error`, and a stalled one with an error
 //! event once its idle deadline passes (session TIMEOUT); the token usage
-//! of a message and of a stream is in history as the provider reported it.
+//! of a message and of a stream is in history as the provider reported it;
+//! `anthropic-version` is added when the client sent none, and the
+//! client's own version and beta headers pass through.
 
 mod support;
 
@@ -21,21 +23,30 @@ async fn start(fake: &FakeProvider) -> Daemon {
 }
 
 async fn message(daemon: &Daemon, model: &str, stream: bool) -> reqwest::Response {
+    message_with(daemon, model, stream, &[]).await
+}
+
+async fn message_with(
+    daemon: &Daemon,
+    model: &str,
+    stream: bool,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
     let body = json!({
         "model": model,
         "max_tokens": 32,
         "stream": stream,
         "messages": [{"role": "user", "content": "three word prompt"}],
     });
-    daemon
+    let mut request = daemon
         .client()
         .post(daemon.url("/v1/messages"))
         .header("content-type", "application/json")
-        .header("anthropic-version", "2023-06-01")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("the daemon answers")
+        .body(body.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("the daemon answers")
 }
 
 /// The `event:` names of an SSE body, in order.
@@ -66,7 +77,10 @@ async fn an_overloaded_provider_is_retried_and_usage_reaches_history() {
     let answer: Value = retried.json().await.expect("JSON answer");
     assert_eq!(answer["type"], "message", "{answer}");
     assert_eq!(answer["session"]["attempts"], 2, "{answer}");
-    assert_eq!(fake.requests_for("fail-1-529").len(), 2, "one retry");
+    let attempts = fake.requests_for("fail-1-529");
+    assert_eq!(attempts.len(), 2, "one retry");
+    let version = attempts[1].headers.get("anthropic-version");
+    assert_eq!(version.and_then(|v| v.to_str().ok()), Some("2023-06-01"));
     let phases = final_phases(&daemon, &id).await;
     let starts = phases
         .iter()
@@ -130,6 +144,18 @@ async fn broken_and_stalled_streams_end_with_anthropic_error_events() {
         Some("TIMEOUT"),
         "{phases:?}"
     );
+    let headers = [
+        ("anthropic-version", "2099-01-01"),
+        ("anthropic-beta", "tools-x"),
+    ];
+    let own = message_with(&daemon, "fake/instant", false, &headers).await;
+    assert_eq!(own.status(), 200);
+    let seen = fake.requests_for("instant");
+    let header = |name: &str| seen[0].headers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(header("anthropic-version"), Some("2099-01-01"));
+    assert_eq!(header("anthropic-beta"), Some("tools-x"));
+    let versions = seen[0].headers.get_all("anthropic-version").iter().count();
+    assert_eq!(versions, 1, "the client's version replaces the default");
     let wrong = daemon
         .client()
         .post(daemon.url("/v1/messages"))
