@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::GatewayError;
 use crate::usage::{Usage, UsageCarrier};
+use crate::wire::Wire;
 
 /// Items buffered between a streaming session and its client. Small, so a
 /// slow client slows its upstream read (backpressure) instead of growing memory.
@@ -73,11 +74,12 @@ impl Future for ClientGone {
 }
 
 /// Appends `,"session":{...}` to a provider's JSON object without re-encoding
-/// it, and reads the answer's `usage` in the same pass that checks it is JSON.
-/// Fails when the body is not a JSON object.
+/// it, and reads the answer's `usage` (in `wire`'s shape) in the same pass
+/// that checks it is JSON. Fails when the body is not a JSON object.
 pub fn with_session_object(
     body: &[u8],
     session: &impl serde::Serialize,
+    wire: Wire,
 ) -> Result<(Bytes, Option<Usage>), String> {
     let carrier: UsageCarrier<'_> = serde_json::from_slice(body)
         .map_err(|err| format!("the answer is not valid JSON: {err}"))?;
@@ -95,7 +97,7 @@ pub fn with_session_object(
     out.extend_from_slice(b"\"session\":");
     serde_json::to_writer(&mut out, session).map_err(|err| err.to_string())?;
     out.push(b'}');
-    Ok((out.into(), carrier.usage()))
+    Ok((out.into(), carrier.usage(wire)))
 }
 
 #[cfg(test)]
@@ -105,12 +107,13 @@ mod tests {
     #[test]
     fn the_session_object_is_added_to_the_answer() {
         let session = serde_json::json!({"id": "s1"});
-        let (out, usage) = with_session_object(b" {\"id\":\"x\",\"n\":[1]}\n", &session).unwrap();
+        let (out, usage) =
+            with_session_object(b" {\"id\":\"x\",\"n\":[1]}\n", &session, Wire::Chat).unwrap();
         assert_eq!(usage, None);
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["id"], "x");
         assert_eq!(value["session"]["id"], "s1");
-        let (empty, _) = with_session_object(b"{ }", &session).unwrap();
+        let (empty, _) = with_session_object(b"{ }", &session, Wire::Chat).unwrap();
         assert_eq!(&empty[..], b"{ \"session\":{\"id\":\"s1\"}}");
     }
 
@@ -118,16 +121,22 @@ mod tests {
     fn the_answers_usage_is_read_on_the_way() {
         let body =
             br#"{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
-        let (_, usage) = with_session_object(body, &serde_json::json!({})).unwrap();
+        let (_, usage) = with_session_object(body, &serde_json::json!({}), Wire::Chat).unwrap();
         assert_eq!(usage.and_then(|u| u.total_tokens), Some(5));
+        let message = br#"{"type":"message","usage":{"input_tokens":3,"output_tokens":4}}"#;
+        let (_, usage) =
+            with_session_object(message, &serde_json::json!({}), Wire::Messages).unwrap();
+        assert_eq!(usage.and_then(|u| u.total()), Some(7));
     }
 
     #[test]
     fn broken_answers_are_refused() {
         let session = serde_json::json!({});
-        assert!(with_session_object(b"{\"id\":\"chatcmpl-x\",\"choi", &session).is_err());
-        assert!(with_session_object(b"[1]", &session).is_err());
-        assert!(with_session_object(b"", &session).is_err());
+        assert!(
+            with_session_object(b"{\"id\":\"chatcmpl-x\",\"choi", &session, Wire::Chat).is_err()
+        );
+        assert!(with_session_object(b"[1]", &session, Wire::Chat).is_err());
+        assert!(with_session_object(b"", &session, Wire::Chat).is_err());
     }
 
     #[tokio::test]

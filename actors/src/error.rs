@@ -190,6 +190,15 @@ pub enum GatewayError {
         /// What went wrong (our words, not the provider's).
         reason: String,
     },
+    /// The model's provider (every target of the alias) has no endpoint
+    /// for the request's API, e.g. no `anthropic_base_url`.
+    #[error("{}", not_served(.provider, *.wire))]
+    NotServed {
+        /// The (first) provider asked.
+        provider: String,
+        /// The API it lacks.
+        wire: crate::wire::Wire,
+    },
     /// Every target of an alias failed or was skipped.
     #[error("no target of the requested alias is left to try")]
     NoTargetLeft,
@@ -264,6 +273,21 @@ impl GatewayError {
             GatewayError::Cancelled(CancelReason::Shutdown) => Some(Duration::from_secs(1)),
             _ => None,
         }
+    }
+}
+
+/// Why `provider` cannot take a request on `wire`, and what would fix it.
+fn not_served(provider: &str, wire: crate::wire::Wire) -> String {
+    use crate::wire::Wire;
+    match wire {
+        Wire::Messages | Wire::CountTokens => format!(
+            "provider `{provider}` has no Anthropic Messages endpoint \
+             (set providers.{provider}.anthropic_base_url)"
+        ),
+        Wire::Embeddings | Wire::Chat => format!(
+            "provider `{provider}` serves no {} (only kind = \"openai\" providers do)",
+            wire.describe()
+        ),
     }
 }
 

@@ -17,7 +17,8 @@
 //!
 //! Plain types they share:
 //! - [`ids`], [`meta`], [`phase`]: who a session is and where it is.
-//! - [`request`]: the caller's JSON, read just enough to route it.
+//! - [`request`]: the caller's JSON, read just enough to route it;
+//!   [`wire`]: which API it came in on.
 //! - [`answer`]: what a session sends back, and the client-gone signal.
 //! - [`outcome`], [`record`], [`usage`], [`transcript`]: how a session
 //!   ended, what history keeps of it, the tokens it used, its text (opt-in).
@@ -47,6 +48,7 @@ pub mod supervisor;
 pub mod system;
 pub mod transcript;
 pub mod usage;
+pub mod wire;
 
 pub use error::{CancelReason, GatewayError, StoreError};
 pub use system::ActorSystem;

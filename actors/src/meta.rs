@@ -13,6 +13,7 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 
 use crate::ids::{RequestId, SessionId};
+use crate::wire::Wire;
 
 /// The calling process, from the socket's peer credentials (SO_PEERCRED).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -42,11 +43,13 @@ pub struct Received {
     pub peer: Option<Peer>,
     /// Its class in the queue (`x-priority`).
     pub priority: Priority,
+    /// The API it came in on.
+    pub wire: Wire,
 }
 
 impl Received {
-    /// A request arriving now.
-    pub fn now(request_id: RequestId, peer: Option<Peer>, priority: Priority) -> Self {
+    /// A request arriving now on `wire`.
+    pub fn now(request_id: RequestId, peer: Option<Peer>, priority: Priority, wire: Wire) -> Self {
         Self {
             session_id: SessionId::new(),
             request_id,
@@ -54,6 +57,7 @@ impl Received {
             wall: SystemTime::now(),
             peer,
             priority,
+            wire,
         }
     }
 }
@@ -124,6 +128,8 @@ pub struct SessionMeta {
     pub stream: bool,
     /// Its class in the queue.
     pub priority: Priority,
+    /// The API it came in on.
+    pub wire: Wire,
     /// The request's `metadata` object, as JSON, bounded in size.
     pub metadata: Option<Arc<str>>,
     /// Arrival time (monotonic).
@@ -149,6 +155,7 @@ impl SessionMeta {
             requested,
             stream,
             priority: received.priority,
+            wire: received.wire,
             metadata: None,
             received_at: received.at,
             received_wall: received.wall,

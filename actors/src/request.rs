@@ -1,8 +1,9 @@
-//! A chat-completion request, read just enough to route it.
+//! A request for a provider — chat completion, Anthropic message, token
+//! count or embeddings (its [`Wire`]) — read just enough to route it.
 //!
 //! The daemon needs two fields of the caller's JSON: `model` (to route) and
-//! `stream`. It checks that `messages` is there and leaves every other field
-//! untouched. Parsing borrows from the body instead of building a
+//! `stream`. It checks that `messages` (embeddings: `input`) is there and
+//! leaves every other field untouched. Parsing borrows from the body instead of building a
 //! `serde_json::Value` tree, and the upstream body is the caller's bytes with
 //! only the `model` string replaced — the hot path reads each byte once.
 
@@ -15,6 +16,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::GatewayError;
+use crate::wire::Wire;
+
+/// Headers of the caller's passed upstream as they are (Anthropic's
+/// `anthropic-version` and `anthropic-beta`); never a key.
+pub type Forwarded = Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>;
 
 /// The fields the daemon looks at; serde skips the rest without allocating.
 #[derive(Deserialize)]
@@ -23,6 +29,8 @@ struct Probe<'a> {
     model: Option<&'a RawValue>,
     #[serde(borrow)]
     messages: Option<&'a RawValue>,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
     stream: Option<bool>,
     #[serde(borrow)]
     metadata: Option<&'a RawValue>,
@@ -41,13 +49,17 @@ pub struct ChatRequest {
     stream: bool,
     /// The caller's `metadata` object, kept with the session (and passed on).
     metadata: Option<Arc<str>>,
+    /// The API it came in on.
+    wire: Wire,
+    /// The caller's headers that go upstream with it.
+    forwarded: Forwarded,
 }
 
 impl ChatRequest {
-    /// Validates `body`: a JSON object with a string `model`, an array
-    /// `messages`, and if present an object `metadata` of at most
-    /// `metadata_max_bytes`.
-    pub fn parse(body: Bytes, metadata_max_bytes: usize) -> Result<Self, GatewayError> {
+    /// Validates `body` for `wire`: a JSON object with a string `model`, an
+    /// array `messages` (embeddings: an `input`), and if present an object
+    /// `metadata` of at most `metadata_max_bytes`.
+    pub fn parse(wire: Wire, body: Bytes, metadata_max_bytes: usize) -> Result<Self, GatewayError> {
         // serde skips fields it does not read without checking their bytes,
         // and those bytes go upstream: the whole body must be UTF-8 (JSON is).
         let text = std::str::from_utf8(&body).map_err(|err| {
@@ -73,21 +85,7 @@ impl ChatRequest {
                 Some("model"),
             ));
         }
-        match probe.messages {
-            None => {
-                return Err(GatewayError::bad_request(
-                    "missing required field `messages`",
-                    Some("messages"),
-                ));
-            }
-            Some(raw) if !raw.get().starts_with('[') => {
-                return Err(GatewayError::bad_request(
-                    "`messages` must be an array",
-                    Some("messages"),
-                ));
-            }
-            Some(_) => {}
-        }
+        required(wire, &probe)?;
         let metadata = match probe.metadata.map(RawValue::get) {
             None | Some("null") => None,
             Some(raw) if !raw.starts_with('{') => {
@@ -111,14 +109,32 @@ impl ChatRequest {
         let start = raw_model.get().as_ptr() as usize - body.as_ptr() as usize;
         let model_span = start..start + raw_model.get().len();
         let model = model.into_owned();
-        let stream = probe.stream.unwrap_or(false);
+        let stream = wire.streams() && probe.stream.unwrap_or(false);
         Ok(Self {
             body,
             model_span,
             model,
             stream,
             metadata,
+            wire,
+            forwarded: Vec::new(),
         })
+    }
+
+    /// The same, sending `forwarded` upstream with it.
+    pub fn forwarding(mut self, forwarded: Forwarded) -> Self {
+        self.forwarded = forwarded;
+        self
+    }
+
+    /// The API it came in on.
+    pub fn wire(&self) -> Wire {
+        self.wire
+    }
+
+    /// The caller's headers that go upstream.
+    pub fn forwarded(&self) -> &Forwarded {
+        &self.forwarded
     }
 
     /// The requested model as the caller wrote it.
@@ -136,11 +152,15 @@ impl ChatRequest {
         self.metadata.as_ref()
     }
 
-    /// The request's `messages` array as JSON (read again: only history's
-    /// `record_prompts` asks for it).
+    /// The request's `messages` array (embeddings: its `input`) as JSON
+    /// (read again: only history's `record_prompts` asks for it).
     pub fn messages_json(&self) -> Option<&str> {
         let probe: Probe<'_> = serde_json::from_slice(&self.body).ok()?;
-        probe.messages.map(RawValue::get)
+        match self.wire {
+            Wire::Embeddings => probe.input,
+            _ => probe.messages,
+        }
+        .map(RawValue::get)
     }
 
     /// The caller's body, unchanged.
@@ -163,6 +183,30 @@ impl ChatRequest {
         out.extend_from_slice(quoted.as_bytes());
         out.extend_from_slice(&self.body[self.model_span.end..]);
         out.freeze()
+    }
+}
+
+/// Checks the field `wire` needs besides `model` is there, of the right type.
+fn required(wire: Wire, probe: &Probe<'_>) -> Result<(), GatewayError> {
+    let (name, array) = wire.required_field();
+    let raw = match wire {
+        Wire::Embeddings => probe.input,
+        _ => probe.messages,
+    };
+    let param = Some(name);
+    match raw {
+        None => Err(GatewayError::bad_request(
+            format!("missing required field `{name}`"),
+            param,
+        )),
+        Some(raw) if array && !raw.get().starts_with('[') => Err(GatewayError::bad_request(
+            format!("`{name}` must be an array"),
+            param,
+        )),
+        Some(raw) if !(array || raw.get().starts_with('[') || raw.get().starts_with('"')) => Err(
+            GatewayError::bad_request(format!("`{name}` must be a string or an array"), param),
+        ),
+        Some(_) => Ok(()),
     }
 }
 
@@ -196,7 +240,37 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<ChatRequest, GatewayError> {
-        ChatRequest::parse(Bytes::copy_from_slice(text.as_bytes()), 64)
+        ChatRequest::parse(Wire::Chat, Bytes::copy_from_slice(text.as_bytes()), 64)
+    }
+
+    #[test]
+    fn each_wire_asks_for_its_own_field() {
+        let embed = |text: &str| {
+            ChatRequest::parse(
+                Wire::Embeddings,
+                Bytes::copy_from_slice(text.as_bytes()),
+                64,
+            )
+        };
+        let ok = embed(r#"{"model":"glm/embedding-3","input":"hi","stream":true}"#).unwrap();
+        assert!(!ok.stream(), "embeddings never stream");
+        assert_eq!(ok.messages_json(), Some("\"hi\""));
+        assert!(embed(r#"{"model":"a/b","input":["x","y"]}"#).is_ok());
+        assert!(matches!(
+            embed(r#"{"model":"a/b","messages":[]}"#),
+            Err(GatewayError::BadRequest {
+                param: Some("input"),
+                ..
+            })
+        ));
+        assert!(embed(r#"{"model":"a/b","input":7}"#).is_err());
+        let messages = ChatRequest::parse(
+            Wire::Messages,
+            Bytes::from_static(br#"{"model":"a/b","max_tokens":9,"messages":[],"stream":true}"#),
+            64,
+        )
+        .unwrap();
+        assert!(messages.stream() && messages.wire().is_anthropic());
     }
 
     #[test]

@@ -1,21 +1,27 @@
 //! The prompt and answer text of a session, kept only when the operator
 //! opted in (`history.record_prompts`), each cut to `max_record_bytes`.
 //!
-//! The supervisor starts one with the request's `messages`; the session adds
-//! the answer's text as it passes (the first choice's `content`, or its
-//! stream's `delta.content`s). Nothing here runs unless recording is on.
+//! The supervisor starts one with the request's `messages` (embeddings: its
+//! `input`); the session adds the answer's text as it passes (the first
+//! choice's `content`, or its stream's `delta.content`s; for Anthropic
+//! messages the `text` blocks of `content`, or the stream's `delta.text`s;
+//! embeddings and token counts have no text). Nothing here runs unless
+//! recording is on.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::outcome::{Exchange, capped};
 use crate::request::ChatRequest;
+use crate::wire::Wire;
 
 /// A session's text so far.
 #[derive(Debug)]
 pub struct Transcript {
     /// Longest prompt or answer kept, in bytes.
     max: usize,
+    /// Which answers it reads.
+    wire: Wire,
     /// The request's `messages`, as JSON, cut.
     prompt: Option<String>,
     /// The answer's text so far, cut.
@@ -42,11 +48,27 @@ struct Content<'a> {
     content: Option<&'a RawValue>,
 }
 
+/// An Anthropic answer (`content` blocks) or stream event (`delta`).
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    content: Option<Vec<Text<'a>>>,
+    #[serde(borrow, default)]
+    delta: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Text<'a> {
+    #[serde(borrow, default)]
+    text: Option<&'a RawValue>,
+}
+
 impl Transcript {
     /// A transcript of `request`, keeping at most `max` bytes of each text.
     pub fn new(request: &ChatRequest, max: usize) -> Self {
         Self {
             max,
+            wire: request.wire(),
             prompt: request.messages_json().map(|json| capped(json, max)),
             answer: String::new(),
         }
@@ -54,6 +76,22 @@ impl Transcript {
 
     /// A non-streamed answer: the first choice's message content.
     pub fn body(&mut self, body: &[u8]) {
+        if self.wire == Wire::Messages {
+            let blocks = serde_json::from_slice::<Message<'_>>(body).map(|m| m.content);
+            for raw in blocks
+                .ok()
+                .flatten()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b.text)
+            {
+                self.push(raw);
+            }
+            return;
+        }
+        if self.wire != Wire::Chat {
+            return;
+        }
         if let Ok(parsed) = serde_json::from_slice::<Body<'_>>(body) {
             let first = parsed.choices.and_then(|c| c.into_iter().next());
             if let Some(raw) = first.and_then(|c| c.message).and_then(|m| m.content) {
@@ -71,6 +109,13 @@ impl Transcript {
             let Some(data) = line.strip_prefix(b"data:") else {
                 continue;
             };
+            if self.wire == Wire::Messages {
+                let parsed = serde_json::from_slice::<Message<'_>>(data.trim_ascii());
+                if let Some(raw) = parsed.ok().and_then(|m| m.delta).and_then(|d| d.text) {
+                    self.push(raw);
+                }
+                continue;
+            }
             let Ok(parsed) = serde_json::from_slice::<Body<'_>>(data.trim_ascii()) else {
                 continue;
             };
@@ -104,7 +149,8 @@ mod tests {
 
     fn request() -> ChatRequest {
         let body = r#"{"model":"a/b","messages":[{"role":"user","content":"hi there"}]}"#;
-        ChatRequest::parse(Bytes::from_static(body.as_bytes()), 64).expect("valid request")
+        ChatRequest::parse(Wire::Chat, Bytes::from_static(body.as_bytes()), 64)
+            .expect("valid request")
     }
 
     #[test]
@@ -117,6 +163,19 @@ mod tests {
             Some(r#"[{"role":"user","content":"hi there"}]"#)
         );
         assert_eq!(exchange.answer.as_deref(), Some("hello"));
+    }
+
+    #[test]
+    fn anthropic_answers_are_read_in_their_shape() {
+        let body = r#"{"model":"a/b","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+        let request = ChatRequest::parse(Wire::Messages, Bytes::from_static(body.as_bytes()), 64)
+            .expect("valid request");
+        let mut whole = Transcript::new(&request, 100);
+        whole.body(br#"{"type":"message","content":[{"type":"text","text":"hello"}]}"#);
+        assert_eq!(whole.exchange().answer.as_deref(), Some("hello"));
+        let mut streamed = Transcript::new(&request, 100);
+        streamed.events(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"a b\"}}\n\n");
+        assert_eq!(streamed.exchange().answer.as_deref(), Some("a b"));
     }
 
     #[test]

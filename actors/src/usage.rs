@@ -9,10 +9,18 @@
 //! before). [`in_events`] looks for the bytes `"usage"` followed by an object
 //! (a SIMD substring search), and parses only the event that holds them, so
 //! a stream of thousands of chunks is parsed once, not thousands of times.
+//!
+//! Anthropic's Messages API ([`Wire::Messages`]) names them differently:
+//! `usage.input_tokens` / `output_tokens` (+ `cache_read_input_tokens`) in a
+//! whole answer; in a stream, `message.usage` of `message_start` (the input,
+//! and a first output count) and `usage` of `message_delta` (the output so
+//! far), the later figure winning. The same search finds both events.
 
 use memchr::memmem;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+use crate::wire::Wire;
 
 /// Tokens one session used, as far as the provider said.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -72,6 +80,27 @@ pub(crate) struct RawUsage {
     completion_tokens_details: Option<CompletionDetails>,
 }
 
+/// A `usage` object in Anthropic's shape. `input_tokens` excludes cached
+/// input; the cached part is reported as `cached_tokens`.
+#[derive(Debug, Default, Deserialize)]
+struct AnthropicUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl From<AnthropicUsage> for Usage {
+    fn from(raw: AnthropicUsage) -> Self {
+        Usage {
+            prompt_tokens: raw.input_tokens,
+            completion_tokens: raw.output_tokens,
+            total_tokens: None,
+            cached_tokens: raw.cache_read_input_tokens,
+            reasoning_tokens: None,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct PromptDetails {
     cached_tokens: Option<u64>,
@@ -108,6 +137,9 @@ pub(crate) struct UsageCarrier<'a> {
     usage: Option<&'a RawValue>,
     #[serde(borrow, default)]
     choices: Option<&'a RawValue>,
+    /// Anthropic's `message_start` event carries it in `message`.
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,9 +154,28 @@ fn parse_usage(raw: Option<&RawValue>) -> Option<Usage> {
         .map(Usage::from)
 }
 
+fn parse_anthropic(raw: Option<&RawValue>) -> Option<Usage> {
+    serde_json::from_str::<AnthropicUsage>(raw?.get())
+        .ok()
+        .map(Usage::from)
+}
+
 impl UsageCarrier<'_> {
-    /// The usage it carries, at the top or (Kimi) in a choice.
-    pub(crate) fn usage(&self) -> Option<Usage> {
+    /// The usage it carries in `wire`'s shape: OpenAI's at the top or (Kimi)
+    /// in a choice; Anthropic's at the top or in `message`. A token count
+    /// costs nothing, so it reports none.
+    pub(crate) fn usage(&self, wire: Wire) -> Option<Usage> {
+        match wire {
+            Wire::Chat | Wire::Embeddings => self.openai_usage(),
+            Wire::Messages => parse_anthropic(self.usage).or_else(|| {
+                let message: ChoiceUsage<'_> = serde_json::from_str(self.message?.get()).ok()?;
+                parse_anthropic(message.usage)
+            }),
+            Wire::CountTokens => None,
+        }
+    }
+
+    fn openai_usage(&self) -> Option<Usage> {
         parse_usage(self.usage).or_else(|| {
             let choices: Vec<ChoiceUsage<'_>> = serde_json::from_str(self.choices?.get()).ok()?;
             choices
@@ -135,8 +186,9 @@ impl UsageCarrier<'_> {
 }
 
 /// The usage reported by the events in `events` (complete SSE events), if
-/// any event carries a `usage` object. Parses only the events that do.
-pub fn in_events(events: &[u8]) -> Option<Usage> {
+/// any event carries a `usage` object in `wire`'s shape. Parses only the
+/// events that do.
+pub fn in_events(events: &[u8], wire: Wire) -> Option<Usage> {
     let finder = memmem::Finder::new(b"\"usage\"");
     let mut found: Option<Usage> = None;
     let mut from = 0;
@@ -147,7 +199,8 @@ pub fn in_events(events: &[u8]) -> Option<Usage> {
         if !followed_by_object(&events[at + 7..end]) {
             continue;
         }
-        if let Some(usage) = data_of(&events[start..end]).and_then(parse_carrier) {
+        let data = data_of(&events[start..end]);
+        if let Some(usage) = data.and_then(|data| parse_carrier(data, wire)) {
             found.get_or_insert_with(Usage::default).merge(usage);
         }
     }
@@ -192,10 +245,10 @@ fn data_of(event: &[u8]) -> Option<Vec<u8>> {
     (!data.is_empty()).then_some(data)
 }
 
-fn parse_carrier(data: Vec<u8>) -> Option<Usage> {
+fn parse_carrier(data: Vec<u8>, wire: Wire) -> Option<Usage> {
     serde_json::from_slice::<UsageCarrier<'_>>(&data)
         .ok()
-        .and_then(|carrier| carrier.usage())
+        .and_then(|carrier| carrier.usage(wire))
 }
 
 #[cfg(test)]
@@ -215,7 +268,7 @@ mod tests {
     fn glm_usage_in_the_last_chunk_is_found() {
         let events = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n\
             data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":3,\"total_tokens\":12,\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\n";
-        let found = in_events(events).expect("usage found");
+        let found = in_events(events, Wire::Chat).expect("usage found");
         assert_eq!(
             found,
             Usage {
@@ -228,7 +281,7 @@ mod tests {
     #[test]
     fn kimi_usage_inside_the_choice_is_found() {
         let events = b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\",\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7,\"cached_tokens\":1}}]}\n\n";
-        let found = in_events(events).expect("usage found");
+        let found = in_events(events, Wire::Chat).expect("usage found");
         assert_eq!(found.cached_tokens, Some(1));
         assert_eq!(found.total_tokens, Some(7));
     }
@@ -236,10 +289,23 @@ mod tests {
     #[test]
     fn null_usage_and_usage_in_content_are_skipped() {
         let events = b"data: {\"choices\":[{\"delta\":{\"content\":\"the \\\"usage\\\" word\"}}],\"usage\":null}\n\n";
-        assert_eq!(in_events(events), None);
+        assert_eq!(in_events(events, Wire::Chat), None);
         let openai = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\r\n\r\n";
-        assert_eq!(in_events(openai), Some(usage(1, 1)));
-        assert_eq!(in_events(b"data: {\"choices\":[]}\n\n"), None);
+        assert_eq!(in_events(openai, Wire::Chat), Some(usage(1, 1)));
+        assert_eq!(in_events(b"data: {\"choices\":[]}\n\n", Wire::Chat), None);
+    }
+
+    #[test]
+    fn anthropic_streams_report_in_message_start_and_message_delta() {
+        let events = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"content\":[],\"usage\":{\"input_tokens\":25,\"output_tokens\":1,\"cache_read_input_tokens\":5}}}\n\n\
+            event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n\
+            event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":15}}\n\n";
+        let found = in_events(events, Wire::Messages).expect("usage found");
+        assert_eq!(found.prompt_tokens, Some(25));
+        assert_eq!(found.completion_tokens, Some(15));
+        assert_eq!(found.cached_tokens, Some(5));
+        assert_eq!(found.total(), Some(40));
+        assert_eq!(in_events(events, Wire::CountTokens), None);
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! HTTP status and OpenAI's error shape, in one `match`.
 //!
 //! `{"error":{"message","type","code","param"}}`, so OpenAI SDKs raise the
-//! right exception; `Retry-After` where waiting helps.
+//! right exception; `Retry-After` where waiting helps. On Anthropic's
+//! routes the same status comes in Anthropic's shape,
+//! `{"type":"error","error":{"type","message"}}`, its `type` read from the
+//! status by [`anthropic_kind`], so Anthropic's SDKs raise theirs.
 
 use bytes::Bytes;
 use hyper::StatusCode;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 use switchboard_actors::error::retry_after_secs;
+use switchboard_actors::wire::Wire;
 use switchboard_actors::{CancelReason, GatewayError};
 
 use super::http::{Answer, json_bytes};
@@ -30,6 +34,7 @@ pub fn wire(error: &GatewayError) -> WireError {
         E::BadRequest { .. } => (400, "invalid_request_error", "invalid_request"),
         E::BodyTooLarge { .. } => (413, "invalid_request_error", "request_too_large"),
         E::UnknownModel(_) => (404, "invalid_request_error", "model_not_found"),
+        E::NotServed { .. } => (404, "invalid_request_error", "endpoint_not_served"),
         E::SessionNotFound(_) => (404, "invalid_request_error", "session_not_found"),
         E::NoRoute { .. } => (404, "invalid_request_error", "not_found"),
         E::MethodNotAllowed { .. } => (405, "invalid_request_error", "method_not_allowed"),
@@ -67,6 +72,41 @@ pub fn classify(error: &GatewayError) -> (u16, &'static str) {
     (wire.status.as_u16(), wire.code)
 }
 
+/// Anthropic's error `type` for an answer with `status`. A deadline (504)
+/// and a client that left (499) are `api_error`: Anthropic has no type of
+/// its own for them, and its SDKs retry `api_error` as they retry 5xx.
+pub fn anthropic_kind(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 405 | 408 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+/// The error body in `wire`'s shape.
+pub fn body_on(wire: Wire, error: &GatewayError) -> Bytes {
+    if !wire.is_anthropic() {
+        return body(error);
+    }
+    let body = serde_json::json!({
+        "type": "error",
+        "error": {
+            "type": anthropic_kind(wire_status(error)),
+            "message": error.to_string(),
+        }
+    });
+    Bytes::from(body.to_string())
+}
+
+fn wire_status(error: &GatewayError) -> StatusCode {
+    wire(error).status
+}
+
 /// The error body in OpenAI's shape.
 pub fn body(error: &GatewayError) -> Bytes {
     let wire = wire(error);
@@ -86,15 +126,21 @@ pub fn body(error: &GatewayError) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-/// The full error answer, with the session's ids when there is a session.
+/// The full error answer in OpenAI's shape, with the session's ids when
+/// there is a session.
 pub fn response(error: &GatewayError, ids: Option<&Ids>) -> Answer {
-    shaped(wire(error).status, error, ids)
+    response_on(Wire::Chat, error, ids)
 }
 
-/// An error answer with `status` (for routes that are not actor errors: 404
-/// for an unknown path, 405 for a wrong method).
-pub fn shaped(status: StatusCode, error: &GatewayError, ids: Option<&Ids>) -> Answer {
-    let mut answer = json_bytes(status, body(error));
+/// The full error answer in `wire`'s shape.
+pub fn response_on(wire: Wire, error: &GatewayError, ids: Option<&Ids>) -> Answer {
+    shaped(wire, wire_status(error), error, ids)
+}
+
+/// An error answer with `status` in `wire`'s shape (for routes that are not
+/// actor errors: 404 for an unknown path, 405 for a wrong method).
+pub fn shaped(wire: Wire, status: StatusCode, error: &GatewayError, ids: Option<&Ids>) -> Answer {
+    let mut answer = json_bytes(status, body_on(wire, error));
     let headers = answer.headers_mut();
     if let Some(ids) = ids {
         ids.apply(headers);
@@ -138,6 +184,33 @@ mod tests {
             reason: "r".into(),
         };
         assert_eq!(status(failed), 502);
+    }
+
+    #[test]
+    fn anthropic_routes_get_anthropics_shape_and_types() {
+        let unknown = GatewayError::UnknownModel("nope/x".into());
+        let value: serde_json::Value =
+            serde_json::from_slice(&body_on(Wire::Messages, &unknown)).unwrap();
+        assert_eq!(value["type"], "error");
+        assert_eq!(value["error"]["type"], "not_found_error");
+        assert!(
+            value["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nope/x")
+        );
+        let kind = |code: u16| anthropic_kind(StatusCode::from_u16(code).unwrap());
+        assert_eq!(kind(400), "invalid_request_error");
+        assert_eq!(kind(401), "authentication_error");
+        assert_eq!(kind(403), "permission_error");
+        assert_eq!(kind(413), "request_too_large");
+        assert_eq!(kind(429), "rate_limit_error");
+        assert_eq!(kind(502), "api_error");
+        assert_eq!(kind(503), "overloaded_error");
+        assert_eq!(kind(504), "api_error");
+        let openai: serde_json::Value =
+            serde_json::from_slice(&body_on(Wire::Embeddings, &unknown)).unwrap();
+        assert_eq!(openai["error"]["code"], "model_not_found");
     }
 
     #[test]

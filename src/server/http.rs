@@ -13,6 +13,7 @@ use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 use switchboard_actors::GatewayError;
 use switchboard_actors::answer::{ClientGuard, StreamItem};
+use switchboard_actors::wire::Wire;
 use tokio::sync::mpsc;
 
 use super::error;
@@ -39,15 +40,19 @@ pub struct SseBody {
     _guard: ClientGuard,
     /// Set once the last frame went out.
     done: bool,
+    /// How the stream ends: OpenAI's `[DONE]`, or nothing after
+    /// Anthropic's `message_stop`; errors in the wire's shape.
+    wire: Wire,
 }
 
 impl SseBody {
-    /// The body of a stream fed by `items`.
-    pub fn new(items: mpsc::Receiver<StreamItem>, guard: ClientGuard) -> Self {
+    /// The body of a stream on `wire` fed by `items`.
+    pub fn new(items: mpsc::Receiver<StreamItem>, guard: ClientGuard, wire: Wire) -> Self {
         Self {
             items,
             _guard: guard,
             done: false,
+            wire,
         }
     }
 }
@@ -91,15 +96,20 @@ impl hyper::body::Body for Body {
 
 impl SseBody {
     /// The next frame: the provider's events as they came, then
-    /// `data: [DONE]`, or an error event in OpenAI's shape (and no `[DONE]`).
+    /// `data: [DONE]` (OpenAI; Anthropic's stream has ended with its own
+    /// `message_stop`), or an error event in the wire's shape (and no end).
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if self.done {
             return Poll::Ready(None);
         }
         let frame = match std::task::ready!(self.items.poll_recv(cx)) {
             Some(StreamItem::Data(events)) => return Poll::Ready(Some(events)),
+            Some(StreamItem::Done) if self.wire.is_anthropic() => {
+                self.done = true;
+                return Poll::Ready(None);
+            }
             Some(StreamItem::Done) => Bytes::from_static(b"data: [DONE]\n\n"),
-            Some(StreamItem::Failed(error)) => error_event(&error),
+            Some(StreamItem::Failed(error)) => error_event_on(self.wire, &error),
             None => {
                 self.done = true;
                 return Poll::Ready(None);
@@ -119,9 +129,17 @@ pub fn data_event(json: &[u8]) -> Bytes {
     frame.freeze()
 }
 
-/// An error as the last event of a stream.
-pub fn error_event(error: &GatewayError) -> Bytes {
-    data_event(&error::body(error))
+/// An error as the last event of a stream on `wire`: OpenAI's `data:`
+/// event, or Anthropic's `event: error`.
+pub fn error_event_on(wire: Wire, error: &GatewayError) -> Bytes {
+    let data = data_event(&error::body_on(wire, error));
+    if !wire.is_anthropic() {
+        return data;
+    }
+    let mut frame = BytesMut::with_capacity(data.len() + 13);
+    frame.extend_from_slice(b"event: error\n");
+    frame.extend_from_slice(&data);
+    frame.freeze()
 }
 
 /// A whole answer with `status` and a JSON `body`.

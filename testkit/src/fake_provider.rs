@@ -27,7 +27,8 @@ use crate::lock;
 use crate::stats::{ConnectionGuard, Stats};
 use crate::usage::{UsageLedger, UsageShape, UsageTotals};
 
-/// One chat-completion request as the fake provider received it.
+/// One request (chat completion, Anthropic message, token count or
+/// embeddings) as the fake provider received it.
 #[derive(Debug, Clone)]
 pub struct SeenRequest {
     /// The request path, to check which URL the daemon built.
@@ -155,6 +156,13 @@ impl FakeProvider {
     /// The OpenAI base URL to configure a provider with: `http://ADDR/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The Anthropic base URL to configure a provider's
+    /// `anthropic_base_url` with: `http://ADDR` (the daemon appends
+    /// `/v1/messages`).
+    pub fn anthropic_base_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// Sets the behavior for requests whose model and headers name none.

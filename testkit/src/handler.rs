@@ -17,6 +17,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::anthropic::Dialect;
 use crate::behavior::Behavior;
 use crate::fake_provider::{SeenRequest, Shared};
 use crate::responses::{self, DEFAULT_CHUNK_INTERVAL, FakeBody, ReplyMeta, SseScript, StreamEnd};
@@ -29,16 +30,18 @@ pub const BEHAVIOR_HEADER: &str = "x-fake-behavior";
 /// Content chunks sent when an instant/delay/slowheaders reply is streamed.
 const DEFAULT_STREAM_CHUNKS: usize = 3;
 
-/// Routes one request: chat completions, the model list, or a 404.
-/// `closer` drops the request's connection when notified.
+/// Routes one request: chat completions, Anthropic messages (and their
+/// token count), embeddings, the model list, or a 404. `closer` drops the
+/// request's connection when notified.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     closer: Arc<Notify>,
     req: Request<Incoming>,
 ) -> Result<Response<FakeBody>, Infallible> {
     let path = req.uri().path();
-    let resp = if path.ends_with("/chat/completions") && req.method() == Method::POST {
-        chat(shared, &closer, req).await
+    let dialect = Dialect::of_path(path).filter(|_| req.method() == Method::POST);
+    let resp = if let Some(dialect) = dialect {
+        chat(shared, &closer, req, dialect).await
     } else if path.ends_with("/models") && req.method() == Method::GET {
         responses::models()
     } else {
@@ -48,8 +51,14 @@ pub(crate) async fn handle(
     Ok(resp)
 }
 
-/// Handles one chat-completion request end to end.
-async fn chat(shared: Arc<Shared>, closer: &Notify, req: Request<Incoming>) -> Response<FakeBody> {
+/// Handles one request in `dialect` end to end (every behavior applies to
+/// every dialect; streams only where the dialect has them).
+async fn chat(
+    shared: Arc<Shared>,
+    closer: &Notify,
+    req: Request<Incoming>,
+    dialect: Dialect,
+) -> Response<FakeBody> {
     let at = Instant::now();
     let mut guard = RequestGuard::start(&shared.stats);
     let (parts, body) = req.into_parts();
@@ -72,9 +81,10 @@ async fn chat(shared: Arc<Shared>, closer: &Notify, req: Request<Incoming>) -> R
         }
     };
     let behavior = settle(&shared, behavior, model);
-    let wants_stream = json.get("stream").and_then(Value::as_bool) == Some(true);
+    let streams = matches!(dialect, Dialect::Chat | Dialect::Messages);
+    let wants_stream = streams && json.get("stream").and_then(Value::as_bool) == Some(true);
     let usage = UsagePlan::new(shape, &json, Arc::clone(&shared.usage));
-    let meta = ReplyMeta::new(shared.next_seq(), model, usage);
+    let meta = ReplyMeta::new(shared.next_seq(), model, usage, dialect);
     respond(behavior, wants_stream, meta, &json, guard, closer).await
 }
 
@@ -166,7 +176,7 @@ async fn respond(
         }
         Behavior::Status(code) => {
             guard.complete();
-            responses::status_error(code)
+            responses::status_error(code, meta.dialect)
         }
         Behavior::Broken => {
             guard.complete();
@@ -200,7 +210,7 @@ async fn respond(
             ..
         } => {
             guard.complete();
-            responses::fail_error(status, retry_after)
+            responses::fail_error(status, retry_after, meta.dialect)
         }
         Behavior::Glm(code) | Behavior::GlmFail { code, .. } => {
             guard.complete();

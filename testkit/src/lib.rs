@@ -2,7 +2,9 @@
 //!
 //! Used by the root package's integration tests and by the load benchmark:
 //! - [`FakeProvider`]: an OpenAI-compatible chat-completions server on
-//!   loopback that misbehaves on demand ([`Behavior`]), including failing a
+//!   loopback (also serving embeddings, and Anthropic's Messages API at
+//!   [`FakeProvider::anthropic_base_url`]) that misbehaves on demand
+//!   ([`Behavior`]), including failing a
 //!   few times before succeeding, the way OpenAI, Kimi and GLM fail, with
 //!   counters of requests, connections and abandoned responses, and token
 //!   usage in each provider's shape ([`UsageShape`]) with totals of what it
@@ -42,6 +44,7 @@
 
 #![warn(missing_docs)]
 
+mod anthropic;
 mod behavior;
 pub mod client;
 mod daemon;

@@ -1,4 +1,5 @@
-//! Response bodies of the fake provider: OpenAI-shaped JSON and SSE streams.
+//! Response bodies of the fake provider: OpenAI-shaped JSON and SSE streams,
+//! or, for a reply in another [`Dialect`], the shapes of `anthropic.rs`.
 //!
 //! Used only by the request handler (`handler.rs`). Streaming bodies are an
 //! `unfold` stream wrapped in [`StreamBody`], so chunks really go out over
@@ -19,6 +20,7 @@ use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 
+use crate::anthropic::{self, Dialect};
 use crate::failures::{KimiError, RetryAfter};
 use crate::stats::RequestGuard;
 use crate::usage::{UsagePlan, UsageShape};
@@ -45,20 +47,27 @@ pub(crate) struct ReplyMeta {
     model_json: String,
     /// Where the reply's usage goes and what its prompt side is.
     usage: UsagePlan,
+    /// Which API's shapes it takes.
+    pub(crate) dialect: Dialect,
 }
 
 impl ReplyMeta {
     /// Builds reply number `seq` for `model`, to report usage as planned.
-    pub(crate) fn new(seq: u64, model: &str, usage: UsagePlan) -> ReplyMeta {
+    pub(crate) fn new(seq: u64, model: &str, usage: UsagePlan, dialect: Dialect) -> ReplyMeta {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let id = match dialect {
+            Dialect::Messages | Dialect::CountTokens => format!("msg_fake{seq:012x}"),
+            Dialect::Chat | Dialect::Embeddings => format!("chatcmpl-fake{seq:012x}"),
+        };
         ReplyMeta {
-            id: format!("chatcmpl-fake{seq:012x}"),
+            id,
             created,
             model: model.to_owned(),
             model_json: Value::from(model).to_string(),
             usage,
+            dialect,
         }
     }
 
@@ -119,6 +128,29 @@ pub(crate) fn completion(meta: &ReplyMeta, request: &Value) -> Response<FakeBody
     let content =
         switchboard_actors::request::last_user_text(request).unwrap_or_else(|| "ok".to_owned());
     let completion_tokens = content.split_whitespace().count() + 1;
+    let body = match meta.dialect {
+        Dialect::Chat => return chat_completion(meta, &content, completion_tokens),
+        Dialect::Messages => {
+            let usage = meta
+                .usage
+                .report_counts(&meta.model, completion_tokens as u64);
+            anthropic::message(&meta.id, &meta.model, &content, usage)
+        }
+        Dialect::CountTokens => anthropic::count(meta.usage.prompt_tokens().unwrap_or(0)),
+        Dialect::Embeddings => {
+            let usage = meta.usage.report_counts(&meta.model, 0).map(|(p, _)| p);
+            anthropic::embeddings(&meta.model, request, usage)
+        }
+    };
+    json_response(StatusCode::OK, body)
+}
+
+/// The `chat.completion` answer with `content`.
+fn chat_completion(
+    meta: &ReplyMeta,
+    content: &str,
+    completion_tokens: usize,
+) -> Response<FakeBody> {
     let mut body = json!({
         "id": meta.id,
         "object": "chat.completion",
@@ -139,9 +171,13 @@ pub(crate) fn completion(meta: &ReplyMeta, request: &Value) -> Response<FakeBody
     json_response(StatusCode::OK, body.to_string())
 }
 
-/// An OpenAI-style error response for `status-<code>`.
-pub(crate) fn status_error(code: u16) -> Response<FakeBody> {
+/// The error response for `status-<code>`: OpenAI's shape, or Anthropic's
+/// for an Anthropic `dialect`.
+pub(crate) fn status_error(code: u16, dialect: Dialect) -> Response<FakeBody> {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if dialect.is_anthropic() {
+        return json_response(status, anthropic::error_body(code));
+    }
     let body = json!({"error": {
         "message": format!("fake failure {code}"),
         "type": "server_error",
@@ -152,8 +188,12 @@ pub(crate) fn status_error(code: u16) -> Response<FakeBody> {
 
 /// The `status-<code>` error for a `fail…` failure, with its retry hint
 /// header (`Retry-After` or `retry-after-ms`) if it has one.
-pub(crate) fn fail_error(code: u16, retry_after: Option<RetryAfter>) -> Response<FakeBody> {
-    let mut resp = status_error(code);
+pub(crate) fn fail_error(
+    code: u16,
+    retry_after: Option<RetryAfter>,
+    dialect: Dialect,
+) -> Response<FakeBody> {
+    let mut resp = status_error(code, dialect);
     let headers = resp.headers_mut();
     match retry_after {
         Some(RetryAfter::Seconds(s)) => {
@@ -294,6 +334,13 @@ async fn next_frame(mut st: SseState) -> Step {
 /// The SSE event carrying content chunk number `i` (`"w<i> "`), with
 /// `"usage":null` in the OpenAI shape.
 fn content_chunk(meta: &ReplyMeta, i: usize) -> Bytes {
+    if meta.dialect.is_anthropic() {
+        let delta = anthropic::delta(i);
+        return Bytes::from(match i {
+            0 => anthropic::preamble(&meta.id, &meta.model, meta.usage.prompt_tokens()) + &delta,
+            _ => delta,
+        });
+    }
     let usage = if meta.usage.shape() == UsageShape::OpenAi {
         ",\"usage\":null"
     } else {
@@ -309,6 +356,10 @@ fn content_chunk(meta: &ReplyMeta, i: usize) -> Bytes {
 /// completion tokens where the reply's shape puts it (an extra `choices: []`
 /// chunk for OpenAI), followed by `data: [DONE]`.
 fn final_chunk(meta: &ReplyMeta, content_chunks: usize) -> Bytes {
+    if meta.dialect.is_anthropic() {
+        let usage = meta.usage.report_counts(&meta.model, content_chunks as u64);
+        return anthropic::ending(usage.map(|(_, output)| output));
+    }
     let head = meta.chunk_head();
     let (in_choice, top, extra) = match meta.report_usage(content_chunks) {
         None => (String::new(), String::new(), String::new()),

@@ -170,27 +170,48 @@ impl UsagePlan {
         self.shape
     }
 
+    /// `prompt_tokens` of the answer, without recording anything (an
+    /// Anthropic stream announces it in its first event).
+    pub(crate) fn prompt_tokens(&self) -> Option<u64> {
+        (self.shape != UsageShape::None).then_some(self.prompt_tokens)
+    }
+
     /// Records the usage of an answer to `model` with `completion_tokens`
-    /// and returns its JSON object; `None` (and nothing recorded) for
-    /// [`UsageShape::None`].
-    pub(crate) fn report(&self, model: &str, completion_tokens: u64) -> Option<Value> {
+    /// and returns `(prompt, completion)`; `None` (and nothing recorded)
+    /// for [`UsageShape::None`].
+    pub(crate) fn report_counts(&self, model: &str, completion_tokens: u64) -> Option<(u64, u64)> {
         if self.shape == UsageShape::None {
             return None;
         }
         let totals = UsageTotals::one(self.prompt_tokens, completion_tokens);
         self.ledger.add(model, totals);
+        Some((totals.prompt_tokens, totals.completion_tokens))
+    }
+
+    /// [`UsagePlan::report_counts`] as OpenAI's JSON object.
+    pub(crate) fn report(&self, model: &str, completion_tokens: u64) -> Option<Value> {
+        let (prompt, completion) = self.report_counts(model, completion_tokens)?;
         Some(json!({
-            "prompt_tokens": totals.prompt_tokens,
-            "completion_tokens": totals.completion_tokens,
-            "total_tokens": totals.total_tokens,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0}
         }))
     }
 }
 
-/// A rough prompt size: whitespace-separated words of all string contents.
+/// A rough prompt size: whitespace-separated words of all string contents
+/// (embeddings: of the `input` strings).
 fn prompt_words(request: &Value) -> u64 {
+    let words = |text: &str| text.split_whitespace().count() as u64;
+    match request.get("input") {
+        Some(Value::String(text)) => return words(text),
+        Some(Value::Array(items)) => {
+            return items.iter().filter_map(Value::as_str).map(words).sum();
+        }
+        _ => {}
+    }
     let Some(messages) = request.get("messages").and_then(Value::as_array) else {
         return 0;
     };

@@ -115,9 +115,11 @@ impl Recorder {
     }
 
     /// Records RECEIVED at `at` (taken when the request arrived) and tells
-    /// the logger a session began.
+    /// the logger a session began. Its detail names the route when it is
+    /// not chat completions.
     pub fn received(&self, at: Instant) {
-        self.push(Phase::Received, at, 0, None, Extra::None);
+        let detail = self.0.meta.wire.received_detail().map(Arc::from);
+        self.push(Phase::Received, at, 0, detail, Extra::None);
         self.0.sink.began.do_send(Began(self.clone()));
     }
 

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::{Call, CallFuture, Upstream};
 use crate::phase::AttemptResult;
 use crate::settings::ProviderSettings;
+use crate::wire::Wire;
 
 /// The mock provider's settings.
 pub struct Mock {
@@ -38,6 +39,14 @@ impl Mock {
 
     /// The call, as a future the session runs.
     pub fn call(&self, call: Call) -> CallFuture {
+        if call.wire != Wire::Chat {
+            // Routing never sends it one; a clear error if it ever does.
+            let error = crate::error::GatewayError::NotServed {
+                provider: self.name.to_string(),
+                wire: call.wire,
+            };
+            return CallFuture(async move { Err(error) }.boxed());
+        }
         let text = last_user_text(&call.body).unwrap_or_else(|| "(no user message)".into());
         let (latency, interval) = (self.latency, self.interval);
         let name = self.name.clone();

@@ -33,14 +33,21 @@ use futures_util::stream::BoxStream;
 
 use crate::error::GatewayError;
 use crate::lifecycle::Recorder;
+use crate::request::Forwarded;
 use crate::settings::{ProviderKind, ProviderSettings};
+use crate::wire::Wire;
 
 pub use health::Health;
 
-/// Asks the provider for one chat completion.
+/// Asks the provider for one answer: a chat completion, an Anthropic
+/// message, a token count or embeddings (its `wire`).
 #[derive(Message)]
 #[rtype(result = "CallFuture")]
 pub struct Call {
+    /// Which API, so which endpoint and headers.
+    pub wire: Wire,
+    /// The caller's headers to pass on (Anthropic's version and beta).
+    pub forwarded: Forwarded,
     /// The body to send, `model` already rewritten for this provider.
     pub body: Bytes,
     /// The model name at the provider.

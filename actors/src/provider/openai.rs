@@ -8,6 +8,12 @@
 //! deadline. Each attempt is recorded and reported to the provider actor's
 //! provider's [`Health`]. The API key is read once from the environment variable the
 //! settings name, kept as a sensitive header value, and never logged.
+//!
+//! The same provider may also serve embeddings (`{base_url}/embeddings`)
+//! and Anthropic's Messages API (`{anthropic_base_url}/v1/messages`, and
+//! its `count_tokens`): the call's [`Wire`] picks the URL and, for
+//! Anthropic, the headers — the key as `x-api-key` as well as `Bearer`, and
+//! `anthropic-version` unless the caller sent its own.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +27,18 @@ use super::{Call, CallFuture, Health, Upstream};
 use crate::error::GatewayError;
 use crate::phase::AttemptResult;
 use crate::settings::{DEFAULT_CONNECT_TIMEOUT_MS, ProviderSettings};
+use crate::wire::Wire;
+
+/// The Messages API version sent when the caller names none: the one
+/// Anthropic's SDKs send, and the only one the compatible endpoints of Kimi
+/// and GLM document.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Anthropic's header for the API key.
+const X_API_KEY: &str = "x-api-key";
+
+/// Anthropic's header for the API version.
+const ANTHROPIC_VERSION_HEADER: &str = "anthropic-version";
 
 /// Idle pooled connections are closed after this; providers' own idle
 /// timeouts are typically 60–120 s, so reuse stays likely and no half-dead
@@ -31,8 +49,14 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 enum Auth {
     /// No key configured: a local endpoint that needs none.
     None,
-    /// `Authorization: Bearer …`, marked sensitive.
-    Bearer(HeaderValue),
+    /// `Authorization: Bearer …` and the bare key (Anthropic's
+    /// `x-api-key`), both marked sensitive.
+    Key {
+        /// `Bearer <key>`.
+        bearer: HeaderValue,
+        /// `<key>`.
+        raw: HeaderValue,
+    },
     /// A key is configured but its variable is unset: every call fails clearly.
     Missing(String),
 }
@@ -54,8 +78,9 @@ pub struct Openai {
     name: Arc<str>,
     /// Pooled clients by connect timeout; the first is the provider's own.
     clients: Vec<(Duration, reqwest::Client)>,
-    /// `<base_url>/chat/completions`.
-    url: reqwest::Url,
+    /// The endpoint of each wire it serves, by [`Wire::index`] (boxed: four
+    /// URLs would make every provider actor's backend enum that much larger).
+    urls: Box<[Option<reqwest::Url>; Wire::COUNT]>,
     /// The API key, if any.
     auth: Auth,
     /// Largest non-streamed answer accepted.
@@ -73,9 +98,7 @@ impl Openai {
         settings: &ProviderSettings,
         health: Arc<Health>,
     ) -> Result<Self, String> {
-        let base = settings.base_url.as_deref().unwrap_or_default();
-        let url = reqwest::Url::parse(&format!("{}/chat/completions", base.trim_end_matches('/')))
-            .map_err(|err| format!("providers.{name}.base_url: {err}"))?;
+        let urls = Box::new(endpoints(&name, settings)?);
         let own = settings
             .connect_timeout_ms
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS);
@@ -99,7 +122,7 @@ impl Openai {
         Ok(Self {
             name,
             clients,
-            url,
+            urls,
             auth: read_key(settings.api_key_env.as_deref()),
             max_response_bytes: settings.max_response_bytes,
             retry: RetryPolicy {
@@ -115,9 +138,16 @@ impl Openai {
     pub fn call(&self, call: Call) -> CallFuture {
         let health = self.health.clone();
         let provider = self.name.clone();
+        let Some(url) = self.urls[call.wire.index()].clone() else {
+            let error = GatewayError::NotServed {
+                provider: provider.to_string(),
+                wire: call.wire,
+            };
+            return CallFuture(async move { Err(error) }.boxed());
+        };
         let auth = match &self.auth {
             Auth::None => None,
-            Auth::Bearer(value) => Some(value.clone()),
+            Auth::Key { bearer, raw } => Some((bearer.clone(), raw.clone())),
             Auth::Missing(var) => {
                 let error = GatewayError::MissingApiKey {
                     provider: provider.to_string(),
@@ -133,21 +163,36 @@ impl Openai {
             .unwrap_or(&self.clients[0])
             .1
             .clone();
-        let url = self.url.clone();
+        let anthropic = call.wire.is_anthropic();
+        let forwarded = call.forwarded.clone();
         let accept = if call.stream {
             "text/event-stream"
         } else {
             "application/json"
         };
         let request = move || {
-            let request = client
+            let mut request = client
                 .post(url.clone())
                 .header(CONTENT_TYPE, "application/json")
                 .header(ACCEPT, accept);
-            match &auth {
-                Some(value) => request.header(AUTHORIZATION, value.clone()),
-                None => request,
+            if let Some((bearer, raw)) = &auth {
+                request = request.header(AUTHORIZATION, bearer.clone());
+                if anthropic {
+                    request = request.header(X_API_KEY, raw.clone());
+                }
             }
+            if anthropic
+                && !forwarded
+                    .iter()
+                    .any(|(name, _)| name == ANTHROPIC_VERSION_HEADER)
+            {
+                let version = HeaderValue::from_static(ANTHROPIC_VERSION);
+                request = request.header(ANTHROPIC_VERSION_HEADER, version);
+            }
+            for (name, value) in &forwarded {
+                request = request.header(name.clone(), value.clone());
+            }
+            request
         };
         let (retry, max) = (self.retry, self.max_response_bytes);
         CallFuture(attempts(call, provider, request, retry, max, health).boxed())
@@ -213,6 +258,29 @@ fn next_wait(
     (Instant::now() + wait < deadline).then_some(wait)
 }
 
+/// The upstream URL of each wire `settings` serves.
+fn endpoints(
+    name: &str,
+    settings: &ProviderSettings,
+) -> Result<[Option<reqwest::Url>; Wire::COUNT], String> {
+    let join = |key: &str, base: Option<&str>, path: &str| {
+        base.map(|base| {
+            reqwest::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
+                .map_err(|err| format!("providers.{name}.{key}: {err}"))
+        })
+        .transpose()
+    };
+    let base = settings.base_url.as_deref();
+    let anthropic = settings.anthropic_base_url.as_deref();
+    let chat = join("base_url", base.or(Some("")), "/chat/completions")?;
+    Ok([
+        chat,
+        join("anthropic_base_url", anthropic, "/v1/messages")?,
+        join("anthropic_base_url", anthropic, "/v1/messages/count_tokens")?,
+        join("base_url", base, "/embeddings")?,
+    ])
+}
+
 fn client(connect_timeout: Duration, h2c: bool) -> reqwest::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
@@ -233,12 +301,14 @@ fn read_key(var: Option<&str>) -> Auth {
     let Some(var) = var else { return Auth::None };
     match std::env::var(var) {
         Ok(key) if !key.trim().is_empty() => {
-            match HeaderValue::from_str(&format!("Bearer {}", key.trim())) {
-                Ok(mut value) => {
-                    value.set_sensitive(true);
-                    Auth::Bearer(value)
+            let bearer = HeaderValue::from_str(&format!("Bearer {}", key.trim()));
+            match (bearer, HeaderValue::from_str(key.trim())) {
+                (Ok(mut bearer), Ok(mut raw)) => {
+                    bearer.set_sensitive(true);
+                    raw.set_sensitive(true);
+                    Auth::Key { bearer, raw }
                 }
-                Err(_) => Auth::Missing(var.to_owned()),
+                _ => Auth::Missing(var.to_owned()),
             }
         }
         _ => Auth::Missing(var.to_owned()),

@@ -1,8 +1,8 @@
 //! When a failed provider attempt is worth another try, and how long to wait.
 //!
-//! Retried: connection errors, 429, 500/502/503/504, Kimi's
-//! `engine_overloaded_error` and `rate_limit_reached_error`, GLM's 1302,
-//! 1305 and 1312. Never retried: Kimi's `exceeded_current_quota_error` and
+//! Retried: connection errors, 429, 500/502/503/504 and Anthropic's 529,
+//! Kimi's `engine_overloaded_error` and `rate_limit_reached_error`,
+//! Anthropic's `overloaded_error`, GLM's 1302, 1305 and 1312. Never retried: Kimi's `exceeded_current_quota_error` and
 //! GLM's 1113 and 1304 (even though they come as 429: waiting cannot help),
 //! and every other 4xx. The wait is the provider's own hint when it sends
 //! one (`retry-after-ms`, `Retry-After`, `x-ratelimit-reset-requests`), else
@@ -13,9 +13,10 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderMap;
 
 /// Error codes (Kimi `type`s, GLM `code`s) that mean "try again later".
-const RETRY_CODES: [&str; 5] = [
+const RETRY_CODES: [&str; 6] = [
     "engine_overloaded_error",
     "rate_limit_reached_error",
+    "overloaded_error",
     "1302",
     "1305",
     "1312",
@@ -29,7 +30,7 @@ pub fn retryable_status(status: u16, code: Option<&str>) -> bool {
     match code {
         Some(code) if NEVER_CODES.contains(&code) => false,
         Some(code) if RETRY_CODES.contains(&code) => true,
-        _ => matches!(status, 429 | 500 | 502 | 503 | 504),
+        _ => matches!(status, 429 | 500 | 502 | 503 | 504 | 529),
     }
 }
 
@@ -109,6 +110,9 @@ mod tests {
         assert!(!retryable_status(429, Some("1113")));
         assert!(!retryable_status(429, Some("exceeded_current_quota_error")));
         assert!(!retryable_status(404, Some("model_not_found")));
+        assert!(retryable_status(529, None));
+        assert!(retryable_status(529, Some("overloaded_error")));
+        assert!(!retryable_status(400, Some("invalid_request_error")));
     }
 
     #[test]

@@ -141,6 +141,8 @@ impl Session {
 
     fn start_call(&mut self, ctx: &mut Context<Self>) {
         let call = self.target.call.send(Call {
+            wire: self.request.wire(),
+            forwarded: self.request.forwarded().clone(),
             body: self.request.upstream_body(&self.target.route.model),
             model: self.target.route.model.clone(),
             stream: self.recorder.meta().stream,
@@ -168,7 +170,8 @@ impl Session {
             Err(error) if falls_back(&error) => self.reroute(error, ctx),
             Err(error) => self.finish(Err(error), ctx),
             Ok(Upstream::Complete(body)) => {
-                match with_session_object(&body, &self.session_object()) {
+                let wire = self.request.wire();
+                match with_session_object(&body, &self.session_object(), wire) {
                     Ok((answer, usage)) => {
                         if let Some(usage) = usage {
                             self.recorder.add_usage(usage);
@@ -236,7 +239,12 @@ impl Session {
             first_token: self.first_token_by,
             idle: self.target.deadlines.idle,
         };
-        let relay = relay(events, tx, self.recorder.clone(), deadlines);
+        let relay = relay(
+            events,
+            tx,
+            (self.recorder.clone(), self.request.wire()),
+            deadlines,
+        );
         let handle = ctx.spawn(relay.into_actor(self).map(|result, act, ctx| {
             act.call = None;
             act.finish(result, ctx);

@@ -13,6 +13,7 @@ use crate::lifecycle::Recorder;
 use crate::meta::duration_ms;
 use crate::phase::AttemptResult;
 use crate::provider::sse::has_data;
+use crate::wire::Wire;
 
 /// How long a stream may be silent, by when.
 #[derive(Clone, Copy, Debug)]
@@ -29,7 +30,7 @@ pub struct StreamDeadlines {
 pub async fn relay(
     mut events: BoxStream<'static, Result<Bytes, GatewayError>>,
     tx: mpsc::Sender<StreamItem>,
-    recorder: Recorder,
+    (recorder, wire): (Recorder, Wire),
     deadlines: StreamDeadlines,
 ) -> Result<(), GatewayError> {
     let client_gone = |_| GatewayError::Cancelled(CancelReason::ClientGone);
@@ -52,7 +53,7 @@ pub async fn relay(
             first = false;
             recorder.first_token();
         }
-        if let Some(usage) = crate::usage::in_events(&data) {
+        if let Some(usage) = crate::usage::in_events(&data, wire) {
             recorder.add_usage(usage);
         }
         recorder.transcribe(&data, true);

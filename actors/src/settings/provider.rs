@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::Wire;
+
 /// The kinds of provider the daemon can talk to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -23,6 +25,11 @@ pub struct ProviderSettings {
     /// Base URL of an `openai` provider; `/chat/completions` is appended.
     #[serde(default)]
     pub base_url: Option<String>,
+    /// Base URL of the provider's Anthropic-compatible endpoint, if it has
+    /// one; `/v1/messages` is appended. Unset: `POST /v1/messages` answers
+    /// 404 for this provider's models.
+    #[serde(default)]
+    pub anthropic_base_url: Option<String>,
     /// Environment variable holding the API key (never the key itself).
     /// Unset: requests are sent without `Authorization` (local endpoints).
     #[serde(default)]
@@ -267,6 +274,19 @@ impl ProviderSettings {
         }
     }
 
+    /// Whether it has an endpoint for requests on `wire`: every kind serves
+    /// chat completions; `openai` ones embeddings, and Anthropic messages
+    /// when `anthropic_base_url` is set.
+    pub fn serves(&self, wire: Wire) -> bool {
+        match wire {
+            Wire::Chat => true,
+            Wire::Embeddings => self.kind == ProviderKind::Openai,
+            Wire::Messages | Wire::CountTokens => {
+                self.kind == ProviderKind::Openai && self.anthropic_base_url.is_some()
+            }
+        }
+    }
+
     /// Checks what serde cannot; the error names the offending key.
     pub fn validate(&self, name: &str) -> Result<(), String> {
         let key = format!("providers.{name}");
@@ -284,13 +304,15 @@ impl ProviderSettings {
                 .base_url
                 .as_deref()
                 .ok_or_else(|| format!("{key}.base_url is required for kind = \"openai\""))?;
-            let parsed = reqwest::Url::parse(url)
-                .map_err(|err| format!("{key}.base_url `{url}` is not a URL: {err}"))?;
-            if !matches!(parsed.scheme(), "http" | "https") {
+            check_url(&format!("{key}.base_url"), url)?;
+        }
+        if let Some(url) = &self.anthropic_base_url {
+            if self.kind != ProviderKind::Openai {
                 return Err(format!(
-                    "{key}.base_url must start with http:// or https://"
+                    "{key}.anthropic_base_url is only for kind = \"openai\""
                 ));
             }
+            check_url(&format!("{key}.anthropic_base_url"), url)?;
         }
         self.deadlines().validate(&key)?;
         if self.max_concurrency == 0 {
@@ -333,4 +355,14 @@ impl ProviderSettings {
         }
         Ok(())
     }
+}
+
+/// Checks that the setting `key` holds an http(s) URL.
+fn check_url(key: &str, url: &str) -> Result<(), String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|err| format!("{key} `{url}` is not a URL: {err}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{key} must start with http:// or https://"));
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@ use crate::error::{GatewayError, truncate};
 use crate::meta::Route;
 use crate::provider::{Call, Health};
 use crate::settings::{ActorSettings, DeadlineSettings, Deadlines};
+use crate::wire::Wire;
 
 /// The longest model name repeated back in errors and timelines: a caller
 /// cannot make every log line carry a megabyte by sending a huge `model`.
@@ -41,6 +42,8 @@ struct ProviderRoute {
     models: HashMap<String, (Arc<str>, DeadlineSettings)>,
     /// Shared by the provider's actors on every shard.
     health: Arc<Health>,
+    /// The wires it has an endpoint for, by [`Wire::index`].
+    serves: [bool; Wire::COUNT],
 }
 
 /// All routes of one shard.
@@ -87,6 +90,7 @@ impl Routes {
                     deadlines: config.deadlines(),
                     models,
                     health,
+                    serves: Wire::ALL.map(|wire| config.serves(wire)),
                 };
                 Some((name, route))
             })
@@ -111,20 +115,39 @@ impl Routes {
         }
     }
 
-    /// The targets for `requested`: one for `<provider>/<model>`, the chain
-    /// for an alias.
-    pub fn resolve(&self, requested: &str) -> Result<Vec<Target>, GatewayError> {
-        if let Some(chain) = self.aliases.get(requested) {
-            return Ok(chain
+    /// The targets for `requested` on `wire`: one for `<provider>/<model>`,
+    /// the chain for an alias, without the targets whose provider has no
+    /// endpoint for `wire` (when that leaves none, says so).
+    pub fn resolve(&self, requested: &str, wire: Wire) -> Result<Vec<Target>, GatewayError> {
+        let targets: Vec<Target> = match self.aliases.get(requested) {
+            Some(chain) => chain
                 .iter()
                 .filter_map(|(provider, model)| self.target(provider, model))
-                .collect());
+                .collect(),
+            None => requested
+                .split_once('/')
+                .and_then(|(provider, model)| self.target(provider, model))
+                .map(|target| vec![target])
+                .ok_or_else(|| GatewayError::UnknownModel(truncate(requested, MAX_MODEL_SHOWN)))?,
+        };
+        let first = targets.first().map(|t| t.route.provider.clone());
+        let served: Vec<Target> = targets
+            .into_iter()
+            .filter(|t| self.serves(&t.route.provider, wire))
+            .collect();
+        match first {
+            Some(provider) if served.is_empty() => Err(GatewayError::NotServed {
+                provider: provider.to_string(),
+                wire,
+            }),
+            _ => Ok(served),
         }
-        requested
-            .split_once('/')
-            .and_then(|(provider, model)| self.target(provider, model))
-            .map(|target| vec![target])
-            .ok_or_else(|| GatewayError::UnknownModel(truncate(requested, MAX_MODEL_SHOWN)))
+    }
+
+    fn serves(&self, provider: &str, wire: Wire) -> bool {
+        self.providers
+            .get(provider)
+            .is_some_and(|route| route.serves[wire.index()])
     }
 
     fn target(&self, provider: &str, model: &str) -> Option<Target> {

@@ -29,7 +29,7 @@ impl Supervisor {
             reply,
             gone,
         } = submit;
-        let (targets, index) = match self.route(&received, request.model()) {
+        let (targets, index) = match self.route(&received, request.model(), request.wire()) {
             Ok(routed) => routed,
             Err(error) => {
                 self.reject(&received, request.model(), &error);
@@ -69,6 +69,7 @@ impl Supervisor {
         &self,
         received: &Received,
         model: &str,
+        wire: crate::wire::Wire,
     ) -> Result<(Vec<Target>, usize), GatewayError> {
         if self.refusing {
             return Err(GatewayError::Draining {
@@ -78,7 +79,7 @@ impl Supervisor {
         if let Some(peer) = &received.peer {
             self.routes.limits().take_client(peer.uid)?;
         }
-        let targets = self.routes.resolve(model)?;
+        let targets = self.routes.resolve(model, wire)?;
         if targets.is_empty() {
             let shown = crate::error::truncate(model, super::MAX_MODEL_SHOWN);
             return Err(GatewayError::UnknownModel(shown));

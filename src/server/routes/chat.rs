@@ -1,6 +1,8 @@
-//! `POST /v1/chat/completions`: one HTTP request becomes one `Submit`, and the
-//! session's answer becomes the HTTP answer — JSON, or server-sent events
-//! relayed item by item.
+//! The provider routes — `POST /v1/chat/completions`, `/v1/messages`,
+//! `/v1/messages/count_tokens` and `/v1/embeddings`: one HTTP request
+//! becomes one `Submit` on its [`Wire`], and the session's answer becomes
+//! the HTTP answer — JSON, or server-sent events relayed item by item —
+//! with errors in the wire's own shape (OpenAI's or Anthropic's).
 //!
 //! The handler holds the [`ClientGuard`] while it waits, and a streamed body
 //! holds it while it streams: when the connection goes away hyper drops them
@@ -19,8 +21,9 @@ use switchboard_actors::answer::{Answer as SessionAnswer, client_link};
 use switchboard_actors::error::Deadline;
 use switchboard_actors::ids::RequestId;
 use switchboard_actors::meta::{Priority, Received, duration_ms};
-use switchboard_actors::request::ChatRequest;
+use switchboard_actors::request::{ChatRequest, Forwarded};
 use switchboard_actors::supervisor::{Refused, Submit};
+use switchboard_actors::wire::Wire;
 use switchboard_actors::{CancelReason, GatewayError};
 use tokio::sync::oneshot;
 
@@ -30,11 +33,15 @@ use crate::server::http::{Answer, Body, SseBody, event_stream, json_bytes};
 use crate::server::ids::Ids;
 use crate::server::{Caller, Ctx};
 
-/// The chat-completions endpoint. While the daemon drains, each answer
+/// The caller's headers an Anthropic request passes upstream as they are.
+/// Its `x-api-key` and `Authorization` are never among them.
+const ANTHROPIC_FORWARDED: [&str; 2] = ["anthropic-version", "anthropic-beta"];
+
+/// A provider endpoint on `wire`. While the daemon drains, each answer
 /// closes its connection, so clients stop reusing connections that are about
 /// to go away and the drain ends with none left to close.
-pub async fn chat_completions(req: Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer {
-    let mut answer = answer(req, cx, caller).await;
+pub async fn proxy(req: Request<Incoming>, cx: &Ctx, caller: &Caller, wire: Wire) -> Answer {
+    let mut answer = answer(req, cx, caller, wire).await;
     if cx.actors.common.draining.load(Ordering::Relaxed) {
         answer
             .headers_mut()
@@ -43,8 +50,12 @@ pub async fn chat_completions(req: Request<Incoming>, cx: &Ctx, caller: &Caller)
     answer
 }
 
-/// The request as it arrived: ids, caller, class.
-fn received(req: &Request<Incoming>, caller: &Caller) -> (Received, Option<GatewayError>) {
+/// The request as it arrived: ids, caller, class, wire.
+fn received(
+    req: &Request<Incoming>,
+    caller: &Caller,
+    wire: Wire,
+) -> (Received, Option<GatewayError>) {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     let request_id = RequestId::from_client_or_generate(header("x-request-id"));
     let (class, bad) = match req.headers().get("x-priority") {
@@ -54,22 +65,41 @@ fn received(req: &Request<Incoming>, caller: &Caller) -> (Received, Option<Gatew
             None => (Priority::default(), Some(bad_priority(value.as_bytes()))),
         },
     };
-    (Received::now(request_id, caller.peer.clone(), class), bad)
+    (
+        Received::now(request_id, caller.peer.clone(), class, wire),
+        bad,
+    )
 }
 
-async fn answer(req: Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer {
-    let (received, bad_priority) = received(&req, caller);
+/// The caller's headers that go upstream on `wire`.
+fn forwarded(req: &Request<Incoming>, wire: Wire) -> Forwarded {
+    if !wire.is_anthropic() {
+        return Forwarded::new();
+    }
+    ANTHROPIC_FORWARDED
+        .iter()
+        .filter_map(|name| {
+            let value = req.headers().get(*name)?;
+            Some((hyper::header::HeaderName::from_static(name), value.clone()))
+        })
+        .collect()
+}
+
+async fn answer(req: Request<Incoming>, cx: &Ctx, caller: &Caller, wire: Wire) -> Answer {
+    let (received, bad_priority) = received(&req, caller, wire);
     let ids = Ids::of(&received);
+    let forwarded = forwarded(&req, wire);
     let request = match bad_priority {
         Some(error) => Err(error),
-        None => receive(req, cx, &received)
-            .await
-            .and_then(|body| ChatRequest::parse(body, cx.app.metadata_max_bytes)),
+        None => receive(req, cx, &received).await.and_then(|body| {
+            ChatRequest::parse(wire, body, cx.app.metadata_max_bytes)
+                .map(|request| request.forwarding(forwarded))
+        }),
     };
     let request = match request {
         Ok(request) => request,
         Err(error) => {
-            let answer = error::response(&error, Some(&ids));
+            let answer = error::response_on(wire, &error, Some(&ids));
             cx.actors
                 .local
                 .supervisor
@@ -87,11 +117,13 @@ async fn answer(req: Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer {
     });
     let mut answer = match session_answer.await {
         Ok(Ok(SessionAnswer::Complete(body))) => json_bytes(StatusCode::OK, body),
-        Ok(Ok(SessionAnswer::Stream(items))) => event_stream(Body::Sse(SseBody::new(items, guard))),
-        Ok(Err(error)) => return error::response(&error, Some(&ids)),
+        Ok(Ok(SessionAnswer::Stream(items))) => {
+            event_stream(Body::Sse(SseBody::new(items, guard, wire)))
+        }
+        Ok(Err(error)) => return error::response_on(wire, &error, Some(&ids)),
         Err(_) => {
             let error = GatewayError::Internal("the session ended without an answer".into());
-            return error::response(&error, Some(&ids));
+            return error::response_on(wire, &error, Some(&ids));
         }
     };
     ids.apply(answer.headers_mut());

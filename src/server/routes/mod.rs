@@ -1,5 +1,6 @@
 //! The routes: a request's method and path to its handler, and the
-//! OpenAI-shaped answers for paths and methods that are not routes.
+//! OpenAI-shaped answers for paths and methods that are not routes
+//! (Anthropic-shaped under `/v1/messages`).
 
 mod admin;
 mod chat;
@@ -17,6 +18,7 @@ use switchboard_actors::GatewayError;
 use switchboard_actors::ids::RequestId;
 use switchboard_actors::meta::{Priority, Received};
 use switchboard_actors::supervisor::Refused;
+use switchboard_actors::wire::Wire;
 
 use crate::server::error;
 use crate::server::http::Answer;
@@ -46,8 +48,13 @@ pub async fn handle(req: Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer
     }
     let get = req.method() == Method::GET;
     let post = req.method() == Method::POST;
+    if let Some(wire) = Wire::from_path(path) {
+        return match post {
+            true => chat::proxy(req, cx, caller, wire).await,
+            false => not_allowed(&req),
+        };
+    }
     match path {
-        "/v1/chat/completions" if post => chat::chat_completions(req, cx, caller).await,
         "/v1/models" if get => models::list(cx),
         "/admin/sessions" if get => admin::list(cx).await,
         "/admin/providers" if get => admin::providers(cx).await,
@@ -58,16 +65,8 @@ pub async fn handle(req: Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer
         "/metrics" if get => metrics::scrape(cx).await,
         "/healthz" if get => health::healthz(cx).await,
         "/readyz" if get => health::readyz(cx).await,
-        "/v1/chat/completions"
-        | "/v1/models"
-        | "/admin/sessions"
-        | "/admin/providers"
-        | "/admin/drain"
-        | "/admin/history"
-        | "/admin/usage"
-        | "/admin/events"
-        | "/metrics"
-        | "/healthz"
+        "/v1/models" | "/admin/sessions" | "/admin/providers" | "/admin/drain"
+        | "/admin/history" | "/admin/usage" | "/admin/events" | "/metrics" | "/healthz"
         | "/readyz" => not_allowed(&req),
         _ => not_found(&req),
     }
@@ -77,12 +76,22 @@ fn shown(path: &str) -> String {
     path.chars().take(MAX_PATH_SHOWN).collect()
 }
 
+/// The wire whose error shape a path's errors take: Anthropic's for its
+/// routes and anything under them, OpenAI's for every other path.
+fn wire_of(path: &str) -> Wire {
+    Wire::from_path(path).unwrap_or(if path.starts_with("/v1/messages") {
+        Wire::Messages
+    } else {
+        Wire::Chat
+    })
+}
+
 fn not_found(req: &Request<Incoming>) -> Answer {
     let error = GatewayError::NoRoute {
         method: req.method().to_string(),
         path: shown(req.uri().path()),
     };
-    error::response(&error, None)
+    error::response_on(wire_of(req.uri().path()), &error, None)
 }
 
 fn not_allowed(req: &Request<Incoming>) -> Answer {
@@ -90,13 +99,15 @@ fn not_allowed(req: &Request<Incoming>) -> Answer {
         method: req.method().to_string(),
         path: shown(req.uri().path()),
     };
-    error::shaped(StatusCode::METHOD_NOT_ALLOWED, &error, None)
+    let wire = wire_of(req.uri().path());
+    error::shaped(wire, StatusCode::METHOD_NOT_ALLOWED, &error, None)
 }
 
 /// The 403 for a refused peer. An API request is recorded as REJECTED, so
 /// history and metrics show who was turned away.
 fn refuse(req: &Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer {
     let error = peers::forbidden();
+    let wire = wire_of(req.uri().path());
     if !req.uri().path().starts_with("/v1/") {
         return error::response(&error, None);
     }
@@ -105,9 +116,9 @@ fn refuse(req: &Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok());
     let request_id = RequestId::from_client_or_generate(header);
-    let received = Received::now(request_id, caller.peer.clone(), Priority::default());
+    let received = Received::now(request_id, caller.peer.clone(), Priority::default(), wire);
     let ids = Ids::of(&received);
-    let answer = error::response(&error, Some(&ids));
+    let answer = error::response_on(wire, &error, Some(&ids));
     cx.actors
         .local
         .supervisor
