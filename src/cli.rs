@@ -1,5 +1,6 @@
 //! The command line: `serve` runs the daemon; the other commands are clients
-//! of a running daemon over its socket.
+//! of a running daemon over its socket (`mcp` too: it serves the Model
+//! Context Protocol on stdio and calls the daemon for every tool call).
 
 use std::path::PathBuf;
 
@@ -39,6 +40,9 @@ pub enum Command {
     Events(EventsArgs),
     /// Print the daemon's metrics as Prometheus scrapes them (OpenMetrics text).
     Metrics(MetricsArgs),
+    /// Serve the Model Context Protocol on stdin/stdout for an MCP client (Claude Desktop,
+    /// Claude Code, …): tools that chat and inspect sessions through the daemon.
+    Mcp(McpArgs),
 }
 
 /// `serve` options.
@@ -203,6 +207,20 @@ pub struct EventsArgs {
 /// `metrics` options.
 #[derive(Debug, Args)]
 pub struct MetricsArgs {
+    /// The daemon's socket (default: SWITCHBOARD__SERVER__SOCKET, else the daemon's default).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// `mcp` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Speaks MCP (JSON-RPC) on stdin/stdout and logs to stderr; an MCP client starts it, \
+e.g. `claude mcp add switchboard -- switchboard mcp`.\n\
+Tools: chat, models, sessions, session, cancel. Each call is a request to the running daemon \
+(`switchboard serve`), so it gets a session, the queue, deadlines, limits and history."
+)]
+pub struct McpArgs {
     /// The daemon's socket (default: SWITCHBOARD__SERVER__SOCKET, else the daemon's default).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,

@@ -11,9 +11,12 @@
 //! - [`logging`]: `tracing` output, JSON or readable.
 //! - [`server`]: the socket, the HTTP server, routes, the error mapping.
 //! - [`client`]: the client commands, speaking HTTP over the socket.
+//! - [`mcp`]: `switchboard mcp`, an MCP server on stdio that is a client of
+//!   the daemon.
 
 pub mod cli;
 pub mod client;
 pub mod logging;
+pub mod mcp;
 pub mod server;
 pub mod settings;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use switchboard::cli::{Cli, Command};
-use switchboard::{client, logging, server, settings::Settings};
+use switchboard::{client, logging, mcp, server, settings::Settings};
 
 /// jemalloc instead of glibc's allocator: a request allocates and frees
 /// dozens of small objects, and under load glibc's malloc/free took a sixth
@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Mcp(args) => mcp::run(args),
         command => client::run(command),
     };
     match result {

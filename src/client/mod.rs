@@ -6,6 +6,7 @@
 //! runtime, and holds the small HTTP helper the commands share ([`Daemon`]):
 //! sending a request, turning "cannot connect" into an operator-readable
 //! error, and turning the daemon's OpenAI-shaped error bodies into errors.
+//! `switchboard mcp` (`crate::mcp`) uses the same helper for its tool calls.
 
 mod admin;
 mod chat;
@@ -34,8 +35,8 @@ const BASE_URL: &str = "http://localhost";
 
 /// Runs a client command against the daemon; `serve` is not one.
 pub fn run(command: Command) -> anyhow::Result<()> {
-    if matches!(command, Command::Serve(_)) {
-        bail!("`serve` is not a client command");
+    if matches!(command, Command::Serve(_) | Command::Mcp(_)) {
+        bail!("`serve` and `mcp` are not client commands");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -47,7 +48,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 /// Sends the command to the module that implements it.
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(_) => bail!("`serve` is not a client command"),
+        Command::Serve(_) | Command::Mcp(_) => bail!("`serve` and `mcp` are not client commands"),
         Command::Chat(args) => chat::run(args).await,
         Command::Sessions(args) => admin::sessions(&args).await,
         Command::Session(args) => session::session(&args.id, &args.client).await,
@@ -73,11 +74,11 @@ fn resolve_socket(flag: Option<&Path>, env: Option<OsString>) -> PathBuf {
 }
 
 /// A connection to the daemon: an HTTP client bound to its socket.
-struct Daemon {
+pub(crate) struct Daemon {
     /// The HTTP client; every connection it makes goes to `socket`.
     http: reqwest::Client,
     /// The socket path, for error messages.
-    socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 impl Daemon {
@@ -87,7 +88,7 @@ impl Daemon {
     }
 
     /// A client for the socket `flag` names, else the usual one.
-    fn at(flag: Option<&Path>) -> anyhow::Result<Self> {
+    pub(crate) fn at(flag: Option<&Path>) -> anyhow::Result<Self> {
         let socket = resolve_socket(flag, std::env::var_os(SOCKET_ENV));
         let http = reqwest::Client::builder()
             .unix_socket(socket.clone())
@@ -98,12 +99,16 @@ impl Daemon {
     }
 
     /// A request to `path` (segments already joined, e.g. `/admin/drain`).
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, format!("{BASE_URL}{path}"))
     }
 
     /// A request to `/admin/sessions/{id}`, with `id` escaped as one segment.
-    fn session_request(&self, method: Method, id: &str) -> anyhow::Result<RequestBuilder> {
+    pub(crate) fn session_request(
+        &self,
+        method: Method,
+        id: &str,
+    ) -> anyhow::Result<RequestBuilder> {
         let mut url = Url::parse(BASE_URL).context("bad base URL")?;
         url.path_segments_mut()
             .map_err(|()| anyhow!("bad base URL"))?
@@ -203,7 +208,7 @@ impl From<Answer> for anyhow::Error {
 }
 
 /// The innermost error in a chain (for a socket: the OS's reason).
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut current = err;
     while let Some(source) = current.source() {
         current = source;
@@ -221,7 +226,7 @@ fn status_text(status: StatusCode) -> String {
 
 /// `<status>: <error.message> (<error.code>)` from an error body, or the
 /// body's text when it is not in the daemon's error shape.
-fn error_text(status: StatusCode, body: &[u8]) -> String {
+pub(crate) fn error_text(status: StatusCode, body: &[u8]) -> String {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     match parsed.as_ref().and_then(error_fields) {
         Some(message) => format!("{}: {message}", status_text(status)),
@@ -238,7 +243,7 @@ fn error_text(status: StatusCode, body: &[u8]) -> String {
 }
 
 /// `<message> (<code>)` from `{"error":{"message","code",…}}`.
-fn error_fields(value: &Value) -> Option<String> {
+pub(crate) fn error_fields(value: &Value) -> Option<String> {
     let error = value.get("error")?;
     let message = error.get("message")?.as_str()?;
     Some(match error.get("code").and_then(Value::as_str) {
