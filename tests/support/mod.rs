@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard_testkit::{DaemonBuilder, FakeProvider};
 
+pub mod mcp;
 pub mod records;
 pub mod scrape;
 
