@@ -19,7 +19,11 @@ async fn the_client_lists_the_tools_and_chats_through_a_daemon_session() {
         .start()
         .await;
     let mut client = McpClient::start(daemon.socket(), &ClientOptions::default()).await;
-    assert_eq!(client.ready["server"]["name"], "switchboard", "{}", client.ready);
+    assert_eq!(
+        client.ready["server"]["name"], "switchboard",
+        "{}",
+        client.ready
+    );
 
     let tools = client.list_tools().await;
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
@@ -27,32 +31,69 @@ async fn the_client_lists_the_tools_and_chats_through_a_daemon_session() {
     for tool in &tools {
         assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
         let description = tool["description"].as_str().unwrap_or_default();
-        assert!(!description.is_empty() && !description.contains('\n'), "{tool}");
+        assert!(
+            !description.is_empty() && !description.contains('\n'),
+            "{tool}"
+        );
     }
     let chat_schema = &tools[0]["inputSchema"];
     assert_eq!(chat_schema["required"], json!(["model"]));
-    for field in ["model", "prompt", "messages", "max_tokens", "temperature", "priority"] {
-        assert!(chat_schema["properties"][field].is_object(), "{field}: {chat_schema}");
+    for field in [
+        "model",
+        "prompt",
+        "messages",
+        "max_tokens",
+        "temperature",
+        "priority",
+    ] {
+        assert!(
+            chat_schema["properties"][field].is_object(),
+            "{field}: {chat_schema}"
+        );
     }
-    assert_eq!(chat_schema["properties"]["priority"]["enum"], json!(["high", "normal", "low"]));
+    assert_eq!(
+        chat_schema["properties"]["priority"]["enum"],
+        json!(["high", "normal", "low"])
+    );
     assert_eq!(tools[3]["inputSchema"]["required"], json!(["id"]));
 
     let result = client
-        .call("a", "chat", json!({"model": "fake/instant", "prompt": "say hi to the MCP test"}))
+        .call(
+            "a",
+            "chat",
+            json!({"model": "fake/instant", "prompt": "say hi to the MCP test"}),
+        )
         .await;
     assert_eq!(result["isError"], false, "{result}");
-    assert_eq!(result["texts"][0], "say hi to the MCP test", "the fake echoes: {result}");
+    assert_eq!(
+        result["texts"][0], "say hi to the MCP test",
+        "the fake echoes: {result}"
+    );
     let answer = &result["structured"];
     assert_eq!(answer["text"], "say hi to the MCP test");
     assert_eq!(answer["streamed"], false);
     assert_eq!(answer["session"]["provider"], "fake", "{answer}");
     assert_eq!(answer["session"]["model"], "instant", "{answer}");
-    assert!(answer["usage"]["total_tokens"].as_u64().is_some_and(|n| n > 0), "{answer}");
-    let id = answer["session"]["id"].as_str().expect("a session id").to_owned();
-    assert!(texts(&result).contains(&format!("session {id}")), "{result}");
+    assert!(
+        answer["usage"]["total_tokens"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{answer}"
+    );
+    let id = answer["session"]["id"]
+        .as_str()
+        .expect("a session id")
+        .to_owned();
+    assert!(
+        texts(&result).contains(&format!("session {id}")),
+        "{result}"
+    );
 
     // The id is the daemon's: its timeline is there, ended COMPLETED.
-    assert_eq!(final_phases(&daemon, &id).await.last().map(String::as_str), Some("COMPLETED"));
+    assert_eq!(
+        final_phases(&daemon, &id).await.last().map(String::as_str),
+        Some("COMPLETED")
+    );
     let seen = fake.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(marker_of(&seen[0]), "say hi to the MCP test");
@@ -68,7 +109,10 @@ async fn the_client_lists_the_tools_and_chats_through_a_daemon_session() {
     assert_eq!(upstream["messages"], messages);
     assert_eq!(upstream["max_tokens"], 7);
     assert_eq!(upstream["temperature"], 0.25);
-    let id = result["structured"]["session"]["id"].as_str().expect("id").to_owned();
+    let id = result["structured"]["session"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let (_, timeline) = get_json(&daemon, &format!("/admin/sessions/{id}")).await;
     assert_eq!(timeline["priority"], "high", "{timeline}");
 
@@ -101,7 +145,9 @@ async fn inspecting_tools_answer_from_the_daemon(client: &mut McpClient, id: &st
         .expect("the text is the JSON");
     assert_eq!(structured, session["structured"]);
 
-    let unknown = client.call("u", "session", json!({"id": "no-such-session"})).await;
+    let unknown = client
+        .call("u", "session", json!({"id": "no-such-session"}))
+        .await;
     assert_eq!(unknown["isError"], true, "{unknown}");
     assert!(texts(&unknown).contains("404"), "{unknown}");
 }

@@ -120,20 +120,27 @@ impl McpClient {
             .write_all(line.as_bytes())
             .await
             .expect("the MCP client takes commands");
-        self.stdin.flush().await.expect("the MCP client takes commands");
+        self.stdin
+            .flush()
+            .await
+            .expect("the MCP client takes commands");
     }
 
     /// Lists the tools.
     pub async fn list_tools(&mut self) -> Vec<Value> {
         self.send(json!({"op": "list_tools"})).await;
-        let event = self.wait_for("the tool list", |e| e["event"] == "tools").await;
+        let event = self
+            .wait_for("the tool list", |e| e["event"] == "tools")
+            .await;
         event["tools"].as_array().cloned().unwrap_or_default()
     }
 
     /// Starts a call (`progress`: with a progress token) without waiting.
     pub async fn start_call(&mut self, id: &str, tool: &str, args: Value, progress: bool) {
-        self.send(json!({"op": "call", "id": id, "tool": tool, "args": args, "progress": progress}))
-            .await;
+        self.send(
+            json!({"op": "call", "id": id, "tool": tool, "args": args, "progress": progress}),
+        )
+        .await;
     }
 
     /// Calls a tool and waits for its result: `{isError, texts, structured}`.
@@ -149,7 +156,10 @@ impl McpClient {
                 e["id"] == id && (e["event"] == "result" || e["event"] == "error")
             })
             .await;
-        assert_eq!(event["event"], "result", "call {id} failed in the SDK: {event}");
+        assert_eq!(
+            event["event"], "result",
+            "call {id} failed in the SDK: {event}"
+        );
         event["result"].clone()
     }
 
@@ -193,11 +203,17 @@ impl McpClient {
             let line = tokio::time::timeout_at(deadline, self.events.next_line())
                 .await
                 .unwrap_or_else(|_| {
-                    panic!("timed out waiting for {what}\n--- stderr ---\n{}", self.stderr())
+                    panic!(
+                        "timed out waiting for {what}\n--- stderr ---\n{}",
+                        self.stderr()
+                    )
                 })
                 .expect("reading the MCP client's output");
             let Some(line) = line else {
-                panic!("the MCP client exited waiting for {what}\n--- stderr ---\n{}", self.stderr());
+                panic!(
+                    "the MCP client exited waiting for {what}\n--- stderr ---\n{}",
+                    self.stderr()
+                );
             };
             let event: Value = serde_json::from_str(&line).expect("the client prints JSON lines");
             if matches(&event) {
@@ -210,18 +226,26 @@ impl McpClient {
     /// Everything written to stderr so far: the server's log lines (and the
     /// client's, if it complained).
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Asks the client to close the session and waits for it to exit.
     pub async fn close(mut self) {
         self.send(json!({"op": "exit"})).await;
-        self.wait_for("the client to close", |e| e["event"] == "closed").await;
+        self.wait_for("the client to close", |e| e["event"] == "closed")
+            .await;
         let status = tokio::time::timeout(EVENT_TIMEOUT, self.child.wait())
             .await
             .expect("timed out waiting for the MCP client to exit")
             .expect("waiting for the MCP client");
-        assert!(status.success(), "the MCP client exited {status}\n{}", self.stderr());
+        assert!(
+            status.success(),
+            "the MCP client exited {status}\n{}",
+            self.stderr()
+        );
     }
 }
 
@@ -245,7 +269,10 @@ fn ensure_python_mcp() {
             .status()
             .expect("python3 runs pip");
         assert!(installed.success(), "pip install mcp failed: {installed}");
-        assert!(imports(false), "`import mcp` still fails after pip install mcp");
+        assert!(
+            imports(false),
+            "`import mcp` still fails after pip install mcp"
+        );
     });
 }
 
