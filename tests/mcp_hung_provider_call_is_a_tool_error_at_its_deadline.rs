@@ -1,8 +1,8 @@
 //! A `chat` call to a provider that never answers ends, once the session's
 //! deadline passes, as a tool error (`isError: true`) carrying the daemon's
 //! 504 and message, whole or streamed; a stream that stalls mid-answer ends
-//! the same way. The session ends TIMEOUT, the upstream connection is
-//! closed, and the MCP server goes on serving.
+//! the same way. The error names the session, which ended TIMEOUT; the
+//! upstream connection is closed, and the MCP server goes on serving.
 
 mod support;
 
@@ -39,6 +39,7 @@ async fn a_hung_call_is_a_tool_error_once_its_deadline_passes() {
         let text = texts(&result);
         assert!(text.contains("504"), "the daemon's status: {text}");
         assert!(text.contains("timeout"), "the daemon's error code: {text}");
+        timed_out(&daemon, &text).await;
         assert!(
             took >= Duration::from_millis(700),
             "not before the deadline: {took:?}"
@@ -65,6 +66,7 @@ async fn a_hung_call_is_a_tool_error_once_its_deadline_passes() {
     let result = client.result("stall").await;
     assert_eq!(result["isError"], true, "{result}");
     assert!(texts(&result).contains("timeout"), "{result}");
+    timed_out(&daemon, &texts(&result)).await;
     assert_eq!(
         client.take_held("stall", "progress").len(),
         2,
@@ -83,4 +85,18 @@ async fn a_hung_call_is_a_tool_error_once_its_deadline_passes() {
         .await;
     assert_eq!(after["isError"], false, "the server goes on: {after}");
     client.close().await;
+}
+
+/// The session a tool error names (`… (session <id>)`) ended TIMEOUT.
+async fn timed_out(daemon: &Daemon, text: &str) {
+    let id = text
+        .rsplit_once("(session ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("the error names its session: {text}"));
+    let phases = records::wait_last_phase(daemon, id, "TIMEOUT").await;
+    assert_eq!(
+        phases.last().map(String::as_str),
+        Some("TIMEOUT"),
+        "{phases:?}"
+    );
 }

@@ -52,12 +52,14 @@ pub async fn cancel(link: &Link, id: &str) -> CallToolResult {
             status: StatusCode::NOT_FOUND,
             text,
             param,
+            session,
         } => Failure::Status {
             status: StatusCode::NOT_FOUND,
             text: format!(
                 "{text}: no live session has this id (finished sessions cannot be cancelled)"
             ),
             param,
+            session,
         },
         other => other,
     });

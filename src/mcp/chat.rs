@@ -18,7 +18,7 @@ use rmcp::{Peer, RoleServer};
 use serde_json::{Map, Value, json};
 
 use super::args::ChatArgs;
-use super::daemon::{Failure, Link, MAX_ANSWER_BYTES};
+use super::daemon::{Failure, Link, MAX_ANSWER_BYTES, SESSION_HEADER};
 use crate::client::error_fields;
 
 /// Where a streamed answer's deltas go: the MCP client that asked, under
@@ -200,8 +200,10 @@ async fn stream(
             continue;
         };
         if let Some(message) = error_fields(&chunk) {
+            let session = header_session(&headers);
+            let id = session["id"].as_str().unwrap_or("-");
             return Err(Failure::Broken(format!(
-                "the answer stream failed: {message}"
+                "the answer stream failed: {message} (session {id})"
             )));
         }
         if let Some(delta) = seen.take(&chunk)? {
@@ -282,7 +284,7 @@ async fn routed(link: &Link, session: &mut Value, chunk_model: Option<String>) {
 fn header_session(headers: &HeaderMap) -> Value {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     json!({
-        "id": header("x-session-id"),
+        "id": header(SESSION_HEADER),
         "request_id": header("x-request-id"),
         "provider": null,
         "model": null,

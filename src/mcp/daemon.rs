@@ -19,6 +19,9 @@ use crate::client::{Daemon, error_text, root_cause};
 /// and it cannot make this process hold more.
 pub const MAX_ANSWER_BYTES: usize = 64 << 20;
 
+/// The header naming the session that served a request (answers and errors).
+pub const SESSION_HEADER: &str = "x-session-id";
+
 /// Why a request to the daemon gave no usable answer.
 #[derive(Debug)]
 pub enum Failure {
@@ -32,6 +35,9 @@ pub enum Failure {
         text: String,
         /// The error's `param` (which request field was wrong), if any.
         param: Option<String>,
+        /// The session that answered it (`x-session-id`), so the client can
+        /// look it up with the `session` tool.
+        session: Option<String>,
     },
     /// The request or its answer broke off, or the answer is unreadable.
     Broken(String),
@@ -42,6 +48,11 @@ impl Failure {
     pub fn message(&self) -> String {
         match self {
             Failure::NotRunning(text) | Failure::Broken(text) => text.clone(),
+            Failure::Status {
+                text,
+                session: Some(id),
+                ..
+            } => format!("the daemon answered {text} (session {id})"),
             Failure::Status { text, .. } => format!("the daemon answered {text}"),
         }
     }
@@ -102,6 +113,11 @@ impl Link {
         if status.is_success() {
             return Ok(response);
         }
+        let session = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = self.read(response).await?;
         let param = serde_json::from_slice::<Value>(&body)
             .ok()
@@ -110,6 +126,7 @@ impl Link {
             status,
             text: error_text(status, &body),
             param,
+            session,
         })
     }
 

@@ -4,8 +4,9 @@
 //! JSON line at a time (see the script's docstring). Everything it and the
 //! server write to stderr is kept, for the tests that read the server's log.
 //!
-//! Set-up: the first client checks that `python3 -c "import mcp"` works and
-//! otherwise installs the SDK with `python3 -m pip install --quiet mcp`.
+//! Set-up: the first client checks that the SDK's `Client` (the 2.x API the
+//! script is written against) imports, and otherwise installs it with
+//! `python3 -m pip install --quiet "mcp>=2.3"`.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -215,6 +216,8 @@ impl McpClient {
                     self.stderr()
                 );
             };
+            // Shown by `cargo test -- --nocapture`: what the real client saw.
+            eprintln!("mcp client: {line}");
             let event: Value = serde_json::from_str(&line).expect("the client prints JSON lines");
             if matches(&event) {
                 return event;
@@ -249,13 +252,17 @@ impl McpClient {
     }
 }
 
-/// Installs the Python `mcp` SDK if `import mcp` fails (once per test binary).
+/// The SDK release the script was written against (`mcp.Client`, `mode=`).
+const MCP_REQUIREMENT: &str = "mcp>=2.3";
+
+/// Installs the Python `mcp` SDK if its `Client` does not import (once per
+/// test binary).
 fn ensure_python_mcp() {
     static CHECKED: Once = Once::new();
     CHECKED.call_once(|| {
         let imports = |quiet: bool| {
             let mut check = std::process::Command::new("python3");
-            check.args(["-c", "import mcp"]);
+            check.args(["-c", "from mcp import Client"]);
             if quiet {
                 check.stderr(Stdio::null());
             }
@@ -265,7 +272,7 @@ fn ensure_python_mcp() {
             return;
         }
         let installed = std::process::Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "mcp"])
+            .args(["-m", "pip", "install", "--quiet", MCP_REQUIREMENT])
             .status()
             .expect("python3 runs pip");
         assert!(installed.success(), "pip install mcp failed: {installed}");
