@@ -1,13 +1,14 @@
 //! A real MCP client (the Python `mcp` SDK, over stdio) lists the tools of
 //! `switchboard mcp` with their schemas, calls `chat` and gets the answer
 //! with the id of the daemon session that served it, the provider/model and
-//! the usage; `models`, `sessions`, `session` answer from the daemon; bad
-//! arguments are tool errors that do not end the server.
+//! the usage; `models`, `sessions`, `session` answer from the daemon and
+//! `cancel` stops a live call (calls run side by side); bad arguments are
+//! tool errors that do not end the server.
 
 mod support;
 
 use serde_json::{Value, json};
-use support::mcp::{ClientOptions, McpClient, texts};
+use support::mcp::{ClientOptions, EVENT_TIMEOUT, McpClient, texts};
 use support::*;
 use switchboard_testkit::FakeProvider;
 
@@ -117,8 +118,9 @@ async fn the_client_lists_the_tools_and_chats_through_a_daemon_session() {
     assert_eq!(timeline["priority"], "high", "{timeline}");
 
     inspecting_tools_answer_from_the_daemon(&mut client, &id).await;
+    the_cancel_tool_stops_a_live_call(&mut client, &fake).await;
     bad_arguments_are_tool_errors(&mut client).await;
-    assert_eq!(fake.request_count(), 2, "bad calls never went upstream");
+    assert_eq!(fake.request_count(), 3, "bad calls never went upstream");
     client.close().await;
 }
 
@@ -150,6 +152,37 @@ async fn inspecting_tools_answer_from_the_daemon(client: &mut McpClient, id: &st
         .await;
     assert_eq!(unknown["isError"], true, "{unknown}");
     assert!(texts(&unknown).contains("404"), "{unknown}");
+}
+
+/// While one call hangs upstream, other calls go on: `sessions` lists it
+/// with its phase, `cancel` stops it, and the hung call ends as a tool error
+/// with the daemon's `session_cancelled`.
+async fn the_cancel_tool_stops_a_live_call(client: &mut McpClient, fake: &FakeProvider) {
+    let args = json!({"model": "fake/hang", "prompt": "hang on"});
+    client.start_call("hung", "chat", args, false).await;
+    let upstream = fake
+        .wait_until("the hung call upstream", EVENT_TIMEOUT, |f| {
+            f.in_flight() == 1
+        })
+        .await;
+    assert!(upstream, "timed out waiting for the hung call upstream");
+    let sessions = client.call("live", "sessions", json!({})).await;
+    let live = sessions["structured"]["sessions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(live.len(), 1, "{sessions}");
+    assert!(live[0]["phase"].is_string(), "with its phase: {sessions}");
+    let id = live[0]["id"].as_str().expect("an id");
+
+    let cancelled = client.call("stop", "cancel", json!({"id": id})).await;
+    assert_eq!(cancelled["isError"], false, "{cancelled}");
+    let hung = client.result("hung").await;
+    assert_eq!(hung["isError"], true, "{hung}");
+    assert!(texts(&hung).contains("session_cancelled"), "{hung}");
+    let again = client.call("again", "cancel", json!({"id": id})).await;
+    assert_eq!(again["isError"], true, "not live any more: {again}");
+    assert!(texts(&again).contains("no live session"), "{again}");
 }
 
 async fn bad_arguments_are_tool_errors(client: &mut McpClient) {

@@ -57,7 +57,24 @@ pub fn all() -> Vec<Tool> {
 }
 
 fn chat() -> Tool {
-    let input = json!({
+    Tool::new(
+        "chat",
+        "Ask an LLM through the Switchboard daemon (queued, deadlines, recorded in history); \
+         returns the answer with its session id, provider/model and token usage.",
+        schema(chat_input()),
+    )
+    .with_raw_output_schema(schema(chat_output()))
+    .with_annotations(
+        ToolAnnotations::new()
+            .read_only(false)
+            .destructive(false)
+            .open_world(true),
+    )
+}
+
+/// `chat`'s arguments.
+fn chat_input() -> Value {
+    json!({
         "type": "object",
         "properties": {
             "model": {"type": "string", "description":
@@ -75,8 +92,12 @@ fn chat() -> Tool {
         },
         "required": ["model"],
         "additionalProperties": false
-    });
-    let output = json!({
+    })
+}
+
+/// `chat`'s structured result.
+fn chat_output() -> Value {
+    json!({
         "type": "object",
         "properties": {
             "text": {"type": "string", "description": "The answer"},
@@ -93,20 +114,7 @@ fn chat() -> Tool {
             "streamed": {"type": "boolean"}
         },
         "required": ["text", "session", "streamed"]
-    });
-    Tool::new(
-        "chat",
-        "Ask an LLM through the Switchboard daemon (queued, deadlines, recorded in history); \
-         returns the answer with its session id, provider/model and token usage.",
-        schema(input),
-    )
-    .with_raw_output_schema(schema(output))
-    .with_annotations(
-        ToolAnnotations::new()
-            .read_only(false)
-            .destructive(false)
-            .open_world(true),
-    )
+    })
 }
 
 fn models() -> Tool {
