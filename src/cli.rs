@@ -1,6 +1,7 @@
 //! The command line: `serve` runs the daemon; `config check` and
 //! `completions` work alone; the other commands are clients of a running
-//! daemon over its socket.
+//! daemon over its socket (`mcp` too: it serves the Model Context Protocol
+//! on stdio and calls the daemon for every tool call).
 
 use std::path::PathBuf;
 
@@ -47,6 +48,9 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Serve the Model Context Protocol on stdin/stdout for an MCP client (Claude Desktop,
+    /// Claude Code, …): tools that chat and inspect sessions through the daemon.
+    Mcp(McpArgs),
 }
 
 /// `serve` options.
@@ -289,4 +293,18 @@ impl CompletionShell {
             CompletionShell::Fish => clap_complete::Shell::Fish,
         }
     }
+}
+
+/// `mcp` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Speaks MCP (JSON-RPC) on stdin/stdout and logs to stderr; an MCP client starts it, \
+e.g. `claude mcp add switchboard -- switchboard mcp`.\n\
+Tools: chat, models, sessions, session, cancel. Each call is a request to the running daemon \
+(`switchboard serve`), so it gets a session, the queue, deadlines, limits and history."
+)]
+pub struct McpArgs {
+    /// The daemon's socket (default: SWITCHBOARD__SERVER__SOCKET, else the daemon's default).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }

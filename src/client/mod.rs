@@ -6,6 +6,7 @@
 //! runtime, and holds the small HTTP helper the commands share ([`Daemon`]):
 //! sending a request, turning "cannot connect" into an operator-readable
 //! error, and turning the daemon's OpenAI-shaped error bodies into errors.
+//! `switchboard mcp` (`crate::mcp`) uses the same helper for its tool calls.
 
 pub(crate) mod admin;
 mod chat;
@@ -36,7 +37,7 @@ const BASE_URL: &str = "http://localhost";
 pub fn run(command: Command) -> anyhow::Result<()> {
     if matches!(
         command,
-        Command::Serve(_) | Command::Config(_) | Command::Completions(_)
+        Command::Serve(_) | Command::Mcp(_) | Command::Config(_) | Command::Completions(_)
     ) {
         bail!("not a client command");
     }
@@ -50,7 +51,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 /// Sends the command to the module that implements it.
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(_) | Command::Config(_) | Command::Completions(_) => {
+        Command::Serve(_) | Command::Mcp(_) | Command::Config(_) | Command::Completions(_) => {
             bail!("not a client command")
         }
         Command::Top(args) => crate::top::run(args).await,
@@ -85,7 +86,7 @@ pub(crate) struct Daemon {
     /// The HTTP client; every connection it makes goes to `socket`.
     http: reqwest::Client,
     /// The socket path, for error messages.
-    socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 impl Daemon {
@@ -215,7 +216,7 @@ impl From<Answer> for anyhow::Error {
 }
 
 /// The innermost error in a chain (for a socket: the OS's reason).
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut current = err;
     while let Some(source) = current.source() {
         current = source;
@@ -233,7 +234,7 @@ fn status_text(status: StatusCode) -> String {
 
 /// `<status>: <error.message> (<error.code>)` from an error body, or the
 /// body's text when it is not in the daemon's error shape.
-fn error_text(status: StatusCode, body: &[u8]) -> String {
+pub(crate) fn error_text(status: StatusCode, body: &[u8]) -> String {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     match parsed.as_ref().and_then(error_fields) {
         Some(message) => format!("{}: {message}", status_text(status)),
@@ -250,7 +251,7 @@ fn error_text(status: StatusCode, body: &[u8]) -> String {
 }
 
 /// `<message> (<code>)` from `{"error":{"message","code",…}}`.
-fn error_fields(value: &Value) -> Option<String> {
+pub(crate) fn error_fields(value: &Value) -> Option<String> {
     let error = value.get("error")?;
     let message = error.get("message")?.as_str()?;
     Some(match error.get("code").and_then(Value::as_str) {
