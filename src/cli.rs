@@ -51,6 +51,34 @@ pub enum Command {
     /// Serve the Model Context Protocol on stdin/stdout for an MCP client (Claude Desktop,
     /// Claude Code, …): tools that chat and inspect sessions through the daemon.
     Mcp(McpArgs),
+    /// Install or remove the systemd user units (socket activation, notify, watchdog).
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+/// `service` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write switchboard.socket and switchboard.service as user units and enable the socket.
+    Install(ServiceArgs),
+    /// Disable and remove the units (settings, keys and history are kept).
+    Uninstall(ServiceArgs),
+}
+
+/// `service install|uninstall` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Units go to $XDG_CONFIG_HOME/systemd/user (default ~/.config/systemd/user), settings to \
+$XDG_CONFIG_HOME/switchboard/settings.toml (written from the built-in defaults if absent) and API keys to \
+$XDG_CONFIG_HOME/switchboard/env (NAME=value lines, mode 0600). Logs: journalctl --user -u switchboard."
+)]
+pub struct ServiceArgs {
+    /// As units of the user's own service manager (the only kind offered: the socket is the user's).
+    #[arg(long, default_value_t = true)]
+    pub user: bool,
+    /// Write or remove the files, but do not run systemctl.
+    #[arg(long)]
+    pub no_enable: bool,
 }
 
 /// `serve` options.

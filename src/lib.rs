@@ -15,6 +15,8 @@
 //! - [`config_check`]: `switchboard config check`, settings validated and shown.
 //! - [`mcp`]: `switchboard mcp`, an MCP server on stdio that is a client of
 //!   the daemon.
+//! - [`service_units`]: `switchboard service install|uninstall`, the systemd
+//!   user units.
 
 pub mod cli;
 pub mod client;
@@ -22,5 +24,6 @@ pub mod config_check;
 pub mod logging;
 pub mod mcp;
 pub mod server;
+pub mod service_units;
 pub mod settings;
 pub mod top;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&args),
         Command::Completions(args) => completions(&args),
         Command::Mcp(args) => mcp::run(args),
+        Command::Service(command) => switchboard::service_units::run(&command),
         command => client::run(command),
     };
     match result {
