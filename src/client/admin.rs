@@ -117,7 +117,11 @@ pub async fn reload(args: &ClientArgs) -> anyhow::Result<()> {
     let (changed, restart) = (keys("changed"), keys("needs_restart"));
     let mut text = match changed.is_empty() {
         true => "reloaded: nothing changed".to_owned(),
-        false => format!("reloaded: {} changed\n  {}", changed.len(), changed.join("\n  ")),
+        false => format!(
+            "reloaded: {} changed\n  {}",
+            changed.len(),
+            changed.join("\n  ")
+        ),
     };
     if !restart.is_empty() {
         let listed = restart.join("\n  ");
