@@ -33,6 +33,9 @@ pub enum Command {
     Cancel(SessionArgs),
     /// Ask the daemon to drain and exit.
     Drain(ClientArgs),
+    /// Make the daemon re-read its settings file and the environment, and
+    /// print what changed (and what needs a restart).
+    Reload(ClientArgs),
     /// List finished sessions from the history file, newest first.
     History(HistoryArgs),
     /// Add up requests, errors, tokens and cost by user, process, provider or model.

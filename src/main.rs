@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use switchboard::cli::{Cli, Command, CompletionsArgs, ConfigCommand};
-use switchboard::{client, config_check, logging, mcp, server, settings::Settings};
+use switchboard::{client, config_check, logging, mcp, server};
 
 /// jemalloc instead of glibc's allocator: a request allocates and frees
 /// dozens of small objects, and under load glibc's malloc/free took a sixth
@@ -35,13 +35,12 @@ fn main() -> ExitCode {
 
 fn serve(args: switchboard::cli::ServeArgs) -> anyhow::Result<()> {
     logging::init(args.log_format);
-    let path = args.config.as_deref();
-    let mut settings =
-        Settings::load(path).map_err(|err| config_check::redacted_error(&err, path))?;
-    if let Some(socket) = args.socket {
-        settings.server.socket = Some(socket);
-    }
-    server::run(settings).inspect_err(|err| tracing::error!("{err:#}"))
+    let source = server::Source {
+        path: args.config,
+        socket: args.socket,
+    };
+    let settings = source.load()?;
+    server::run(settings, source).inspect_err(|err| tracing::error!("{err:#}"))
 }
 
 /// Writes the completion script for the shell asked for to stdout. It is

@@ -39,6 +39,7 @@ pub mod outcome;
 pub mod phase;
 pub mod provider;
 pub mod record;
+pub mod reload;
 pub mod request;
 pub mod session;
 pub mod settings;

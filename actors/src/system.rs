@@ -10,8 +10,8 @@
 //! its own (`SyncArbiter`), since SQLite blocks.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use actix::prelude::*;
 
@@ -46,18 +46,20 @@ impl Checked {
 pub struct Common {
     /// The settings the actors were started with.
     pub settings: ActorSettings,
-    /// Capacity and rate limits.
-    shared: Shared,
+    /// Capacity and rate limits (the limits replaced by each reload).
+    pub(crate) shared: Mutex<Shared>,
     /// Each provider's health, shared by its actors on every shard.
-    healths: HashMap<String, Arc<Health>>,
+    pub(crate) healths: Mutex<HashMap<String, Arc<Health>>>,
     /// The metrics registry, for `GET /metrics`.
     pub metrics: Arc<Metrics>,
     /// The store's writer, when history is enabled.
-    writer: Option<Addr<Store>>,
+    pub(crate) writer: Option<Addr<Store>>,
     /// History queries, when history is enabled.
     pub history: Option<Addr<Store>>,
-    /// Model prices, for usage costs.
-    pub prices: Arc<Prices>,
+    /// Model prices, for usage costs (replaced by each reload).
+    pub(crate) prices: RwLock<Arc<Prices>>,
+    /// Held while a reload is applied, so two never interleave.
+    pub(crate) reloading: tokio::sync::Mutex<()>,
     /// Set when a drain begins, read on every answer without a message: the
     /// HTTP layer then closes each connection after its answer, so clients
     /// stop reusing them and no idle connection is left to close at the end.
@@ -144,16 +146,33 @@ impl Common {
             .collect();
         Arc::new(Self {
             settings: settings.clone(),
-            shared: Shared::new(settings),
-            healths,
+            shared: Mutex::new(Shared::new(settings)),
+            healths: Mutex::new(healths),
             metrics,
             writer,
             history,
-            prices: Arc::new(Prices::of(settings)),
+            prices: RwLock::new(Arc::new(Prices::of(settings))),
+            reloading: tokio::sync::Mutex::new(()),
             draining: Arc::new(AtomicBool::new(false)),
             classify,
             _history: checked.history,
         })
+    }
+
+    /// Model prices now in force, for usage costs.
+    pub fn prices(&self) -> Arc<Prices> {
+        self.prices
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn shared(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn healths(&self) -> MutexGuard<'_, HashMap<String, Arc<Health>>> {
+        self.healths.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -186,13 +205,14 @@ impl Shard {
             max_events: settings.lifecycle.max_events_per_session,
         });
         let mut providers = HashMap::new();
+        let healths = common.healths().clone();
         for (name, provider) in &settings.providers {
-            let health = common.healths[name].clone();
+            let health = healths[name].clone();
             let actor = Provider::new(name, provider, health.clone())?.start();
             providers.insert(name.clone(), (actor.recipient(), health));
         }
         let recent = logger.clone().recipient();
-        let shared = common.shared.clone();
+        let shared = common.shared().clone();
         let supervisor = Supervisor::new(settings, providers, shared, sink, recent).start();
         Ok(Self { supervisor, logger })
     }

@@ -98,6 +98,38 @@ pub async fn drain(args: &ClientArgs) -> anyhow::Result<()> {
     }
 }
 
+/// `switchboard reload`: asks the daemon to re-read its settings; prints
+/// the keys applied and those that need a restart (the daemon's refusal,
+/// naming the key, is the command's error).
+pub async fn reload(args: &ClientArgs) -> anyhow::Result<()> {
+    let daemon = Daemon::new(args)?;
+    let answer = daemon
+        .json(daemon.request(Method::POST, "/admin/reload"))
+        .await?;
+    if args.json {
+        return print_pretty(&answer);
+    }
+    let keys = |field: &str| -> Vec<String> {
+        let listed = answer.get(field).and_then(Value::as_array);
+        let names = listed.into_iter().flatten().filter_map(Value::as_str);
+        names.map(str::to_owned).collect()
+    };
+    let (changed, restart) = (keys("changed"), keys("needs_restart"));
+    let mut text = match changed.is_empty() {
+        true => "reloaded: nothing changed".to_owned(),
+        false => format!(
+            "reloaded: {} changed\n  {}",
+            changed.len(),
+            changed.join("\n  ")
+        ),
+    };
+    if !restart.is_empty() {
+        let listed = restart.join("\n  ");
+        text.push_str(&format!("\nneeds a restart to take effect:\n  {listed}"));
+    }
+    print_line(&text)
+}
+
 /// `switchboard metrics`: the daemon's `/metrics` text, as it is.
 pub async fn metrics(args: &MetricsArgs) -> anyhow::Result<()> {
     let daemon = Daemon::at(args.socket.as_deref())?;

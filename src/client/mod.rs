@@ -68,6 +68,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Session(args) => session::session(&args.id, &args.client).await,
         Command::Cancel(args) => admin::cancel(&args.id, &args.client).await,
         Command::Drain(args) => admin::drain(&args).await,
+        Command::Reload(args) => admin::reload(&args).await,
         Command::History(args) => history::run(&args).await,
         Command::Usage(args) => usage::run(&args).await,
         Command::Events(args) => events::run(&args).await,

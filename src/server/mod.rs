@@ -23,11 +23,12 @@ mod http;
 mod ids;
 mod listen;
 mod peers;
+mod reload;
 mod routes;
 mod service;
 mod socket;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix::Arbiter;
@@ -43,6 +44,7 @@ use tokio::sync::{oneshot, watch};
 use crate::settings::Settings;
 pub use peers::Caller;
 use peers::PeerPolicy;
+pub use reload::Source;
 use socket::OwnedSocket;
 
 /// After the drain, how long open connections get to finish writing their
@@ -62,8 +64,10 @@ pub struct Ctx {
 
 /// What the HTTP layer is configured with, the same for every shard.
 pub struct App {
-    /// `GET /v1/models`, encoded once.
-    models: Bytes,
+    /// `GET /v1/models`, encoded once per settings (a reload replaces it).
+    models: Arc<RwLock<Bytes>>,
+    /// `POST /admin/reload` (SIGHUP reaches it too).
+    reloader: Arc<reload::Reloader>,
     /// `server.max_body_bytes`.
     max_body_bytes: usize,
     /// `sessions.metadata_max_bytes`.
@@ -102,9 +106,10 @@ impl Origin {
     }
 }
 
-/// Runs the daemon until it has drained. Returns an error only if it could
+/// Runs the daemon until it has drained, with `settings` loaded from
+/// `source` (which reloads read again). Returns an error only if it could
 /// not start.
-pub fn run(settings: Settings) -> anyhow::Result<()> {
+pub fn run(settings: Settings, source: Source) -> anyhow::Result<()> {
     // First: it reads and clears LISTEN_FDS before any thread exists.
     let inherited = service::inherited_socket()?;
     socket::raise_open_file_limit();
@@ -134,7 +139,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     let listeners = Listeners { socket, metrics };
     let mode = origin.drain_mode();
     let result = actix_rt::System::new().block_on(serve(
-        settings,
+        (settings, source),
         actor_settings,
         checked,
         listeners,
@@ -175,7 +180,7 @@ fn bind_metrics(
 
 /// Starts the shards and serves until the drain is done.
 async fn serve(
-    settings: Settings,
+    (settings, source): (Settings, Source),
     actor_settings: ActorSettings,
     checked: Checked,
     listeners: Listeners,
@@ -193,10 +198,21 @@ async fn serve(
         drained: drained_tx,
     };
     let shutdown = ActorSystem::start_shutdown(&common, &shards, hooks);
+    let notifier = service::Notifier::from_env();
+    let models = Arc::new(RwLock::new(routes::models::catalogue(&settings)));
+    let reloader = Arc::new(reload::Reloader::new(
+        source,
+        settings.clone(),
+        (common.clone(), shards.clone()),
+        models.clone(),
+        notifier,
+    ));
+    reload::on_sighup(reloader.clone());
     // SAFETY: getuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::getuid() };
     let app = Arc::new(App {
-        models: routes::models::catalogue(&settings),
+        models,
+        reloader,
         max_body_bytes: settings.server.max_body_bytes,
         metadata_max_bytes: settings.sessions.metadata_max_bytes,
         policy: PeerPolicy::new(own_uid, &settings.server.allowed_uids),
@@ -238,7 +254,6 @@ async fn serve(
         inherited = mode == DrainMode::Handover,
         "switchboard is listening"
     );
-    let notifier = service::Notifier::from_env();
     notifier.ready();
     actix_rt::spawn(notifier.heartbeat(shards.clone()));
     actix_rt::spawn(on_drain_begun(began_rx, notifier, mode, stop_tx.clone()));

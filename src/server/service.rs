@@ -67,6 +67,18 @@ impl Notifier {
         self.send(&[NotifyState::Ready]);
     }
 
+    /// A reload begins (`READY=1` follows when it is over, whatever its
+    /// outcome). systemd requires the monotonic time beside `RELOADING=1`.
+    pub fn reloading(&self) {
+        if !self.enabled {
+            return;
+        }
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => self.send(&[NotifyState::Reloading, now]),
+            Err(err) => tracing::warn!(%err, "cannot read the monotonic clock for RELOADING=1"),
+        }
+    }
+
     /// A drain began.
     pub fn stopping(&self) {
         self.send(&[NotifyState::Stopping, NotifyState::Status("draining")]);

@@ -40,6 +40,9 @@ struct Lane {
     waiting: usize,
     /// Stale entries in `classes`.
     stale: usize,
+    /// Its provider was removed by a reload: it grants nothing more and
+    /// goes once its last slot is back and nobody waits in it.
+    retired: bool,
 }
 
 /// A waiting request.
@@ -170,9 +173,14 @@ impl Core {
     /// Gives back what `slot` held, and hands every slot that can now be
     /// used to the best waiting request for it.
     pub fn release(&mut self, slot: RawSlot, now: Instant) -> Vec<Grant> {
-        if let Some(lane) = slot.provider.and_then(|p| self.lanes.get_mut(&p)) {
+        if let Some(provider) = slot.provider
+            && let Some(lane) = self.lanes.get_mut(&provider)
+        {
             debug_assert!(lane.in_flight > 0, "a provider slot was released twice");
             lane.in_flight -= 1;
+            if lane.is_spent() {
+                self.lanes.remove(&provider);
+            }
         }
         if slot.session {
             debug_assert!(self.running > 0, "a session slot was released twice");
@@ -197,6 +205,9 @@ impl Core {
                     class.retain(|(id, seq)| waiters.get(id).is_some_and(|w| w.seq == *seq));
                 }
                 lane.stale = 0;
+            }
+            if lane.is_spent() {
+                self.lanes.remove(&waiter.provider);
             }
         }
         true
@@ -284,6 +295,58 @@ impl Core {
     /// Session slots taken.
     pub fn running(&self) -> usize {
         self.running
+    }
+
+    /// Takes new limits and lanes (a reload). Slots in flight stay taken
+    /// wherever they are: a lane lowered below its in-flight count grants
+    /// nothing until enough come back; a lane whose provider is gone is
+    /// retired (its waiters are the supervisors' to refuse) and removed
+    /// once empty; raised limits are handed to waiters at once.
+    pub fn resize(
+        &mut self,
+        capacity: Capacity,
+        lanes: impl IntoIterator<Item = (Arc<str>, usize)>,
+        now: Instant,
+    ) -> Vec<Grant> {
+        self.max_live = capacity.max_live;
+        self.max_queued = capacity.max_queued;
+        self.starvation = capacity.starvation.max(Duration::from_millis(1));
+        for lane in self.lanes.values_mut() {
+            lane.retired = true;
+        }
+        for (name, max) in lanes {
+            let lane = self.lanes.entry(name).or_default();
+            lane.max = max;
+            lane.retired = false;
+        }
+        self.lanes.retain(|_, lane| !lane.is_spent());
+        for lane in self.lanes.values_mut().filter(|lane| lane.retired) {
+            lane.max = 0;
+        }
+        self.pump(now)
+    }
+
+    /// Whether `provider` has a lane that still grants slots.
+    pub fn serves(&self, provider: &str) -> bool {
+        self.lanes.get(provider).is_some_and(|lane| !lane.retired)
+    }
+}
+
+/// The daemon-wide limits, as [`Core::resize`] takes them.
+#[derive(Clone, Copy, Debug)]
+pub struct Capacity {
+    /// `sessions.max_live`.
+    pub max_live: usize,
+    /// `sessions.max_queued`.
+    pub max_queued: usize,
+    /// `sessions.starvation_ms`.
+    pub starvation: Duration,
+}
+
+impl Lane {
+    /// A retired lane with nothing left in it.
+    fn is_spent(&self) -> bool {
+        self.retired && self.in_flight == 0 && self.waiting == 0
     }
 }
 

@@ -32,6 +32,7 @@ use tokio::sync::oneshot;
 
 use crate::ids::SessionId;
 use crate::meta::Priority;
+pub use core::Capacity;
 use core::{Asked, Core, Grant, RawSlot};
 
 /// The shared admission state (cheap to clone: every clone is the same).
@@ -172,6 +173,20 @@ impl Admission {
     /// Session slots taken.
     pub fn running(&self) -> usize {
         self.core().running()
+    }
+
+    /// Takes new limits and lanes (provider name, `max_concurrency`) from a
+    /// reload, keeping every slot in flight; see [`Core::resize`]. Slots a
+    /// raised limit frees go to waiters at once.
+    pub fn resize(&self, capacity: Capacity, lanes: impl IntoIterator<Item = (Arc<str>, usize)>) {
+        let grants = self.core().resize(capacity, lanes, Instant::now());
+        self.deliver(grants);
+    }
+
+    /// Whether `provider` has a lane that still grants slots (not removed
+    /// by a reload).
+    pub fn serves(&self, provider: &str) -> bool {
+        self.core().serves(provider)
     }
 }
 

@@ -232,3 +232,84 @@ fn positions_follow_service_order_and_stale_entries_are_compacted() {
     }
     assert_eq!(a.queued(), 2);
 }
+
+fn capacity(max_live: usize, max_queued: usize) -> super::Capacity {
+    super::Capacity {
+        max_live,
+        max_queued,
+        starvation: Duration::from_secs(10),
+    }
+}
+
+#[test]
+fn a_lane_lowered_below_its_in_flight_keeps_them_and_grants_only_when_enough_return() {
+    let now = Instant::now();
+    let a = setup(100, 100, &[("p", 3)]);
+    let slots: Vec<Slot> = (0..3)
+        .map(|_| now_slot(ask(&a, "p", Priority::Normal, now)))
+        .collect();
+    let mut waiter = ticket(ask(&a, "p", Priority::Normal, now));
+    a.resize(capacity(100, 100), [(lane("p"), 1)]);
+    assert_eq!(a.in_flight("p"), 3, "a resize keeps the slots in flight");
+    let mut slots = slots.into_iter();
+    drop(slots.next());
+    drop(slots.next());
+    assert!(
+        granted(&mut waiter).is_none(),
+        "two in flight is above the new cap of one"
+    );
+    drop(slots.next());
+    let slot = granted(&mut waiter).expect("the cap of one is free once all three are back");
+    assert_eq!((a.in_flight("p"), a.queued()), (1, 0));
+    drop(slot);
+    assert_eq!((a.in_flight("p"), a.running()), (0, 0));
+}
+
+#[test]
+fn a_raised_lane_hands_its_new_slots_to_waiters_at_once() {
+    let now = Instant::now();
+    let a = setup(100, 100, &[("p", 1)]);
+    let _held = now_slot(ask(&a, "p", Priority::Normal, now));
+    let mut waiter = ticket(ask(&a, "p", Priority::Normal, now));
+    a.resize(capacity(100, 100), [(lane("p"), 2)]);
+    let _slot = granted(&mut waiter).expect("the raised cap grants at once");
+    assert_eq!((a.in_flight("p"), a.queued()), (2, 0));
+}
+
+#[test]
+fn an_added_lane_grants_and_a_removed_one_keeps_its_slots_until_they_return() {
+    let now = Instant::now();
+    let a = setup(100, 100, &[("old", 2)]);
+    let live = now_slot(ask(&a, "old", Priority::Normal, now));
+    a.resize(capacity(100, 100), [(lane("new"), 1)]);
+    assert!(a.serves("new") && !a.serves("old"));
+    let _new = now_slot(ask(&a, "new", Priority::Normal, now));
+    assert_eq!(
+        (a.in_flight("old"), a.running()),
+        (1, 2),
+        "the removed lane's slot stays held"
+    );
+    drop(live);
+    assert_eq!((a.in_flight("old"), a.running()), (0, 1));
+    a.resize(capacity(100, 100), [(lane("new"), 1), (lane("old"), 1)]);
+    assert!(a.serves("old"), "a provider added back gets a lane again");
+    let _old = now_slot(ask(&a, "old", Priority::Normal, now));
+}
+
+#[test]
+fn a_lowered_max_live_stops_new_sessions_until_enough_end() {
+    let now = Instant::now();
+    let a = setup(2, 100, &[("p", 10)]);
+    let first = now_slot(ask(&a, "p", Priority::Normal, now));
+    let second = now_slot(ask(&a, "p", Priority::Normal, now));
+    a.resize(capacity(1, 100), [(lane("p"), 10)]);
+    let mut waiter = ticket(ask(&a, "p", Priority::Normal, now));
+    drop(first);
+    assert!(
+        granted(&mut waiter).is_none(),
+        "one live is at the new max_live"
+    );
+    drop(second);
+    let _slot = granted(&mut waiter).expect("granted once below max_live");
+    assert_eq!(a.running(), 1);
+}

@@ -84,7 +84,7 @@ impl Default for SessionSettings {
 }
 
 /// Rate limits per calling user (by the socket peer's uid).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientSettings {
     /// Requests per minute for each uid (GCRA); unset: no limit.

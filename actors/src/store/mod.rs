@@ -106,6 +106,27 @@ fn lower_this_threads_priority(nice: i32) {
     }
 }
 
+/// New retention from a reload (`history.retention_days`,
+/// `history.max_sessions`), for the writer's next prune.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retain {
+    /// How old a session may get.
+    pub retention: Duration,
+    /// Sessions kept at most.
+    pub max_sessions: u64,
+}
+
+impl Retain {
+    /// The retention `settings` ask for.
+    pub fn of(settings: &HistorySettings) -> Self {
+        Self {
+            retention: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+            max_sessions: settings.max_sessions,
+        }
+    }
+}
+
 /// One connection to the history file.
 pub struct Store {
     /// The connection, or why it could not be opened (every message then
@@ -147,7 +168,7 @@ impl Store {
         Self {
             conn,
             path: path.to_owned(),
-            retention: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+            retention: Retain::of(settings).retention,
             max_sessions: settings.max_sessions,
             metrics,
         }
@@ -179,6 +200,15 @@ impl Handler<WriteBatch> for Store {
                 .observe(started.elapsed().as_secs_f64());
         }
         written.map_err(|error| WriteFailed { batch, error })
+    }
+}
+
+impl Handler<Retain> for Store {
+    type Result = ();
+
+    fn handle(&mut self, retain: Retain, _: &mut Self::Context) {
+        self.retention = retain.retention;
+        self.max_sessions = retain.max_sessions;
     }
 }
 

@@ -20,8 +20,9 @@ pub struct Limits {
     clients: ClientSettings,
     /// One limiter per uid seen (bounded: only allowed uids get this far).
     by_uid: Mutex<HashMap<u32, Arc<DefaultDirectRateLimiter>>>,
-    /// One limiter per provider that sets `requests_per_minute`.
-    by_provider: HashMap<String, DefaultDirectRateLimiter>,
+    /// One limiter per provider that sets `requests_per_minute`, with its
+    /// rate (so a reload keeps the limiters whose rate did not change).
+    by_provider: HashMap<String, (u32, Arc<DefaultDirectRateLimiter>)>,
 }
 
 impl Limits {
@@ -32,7 +33,8 @@ impl Limits {
             .iter()
             .filter_map(|(name, p)| {
                 let rpm = p.requests_per_minute.and_then(NonZeroU32::new)?;
-                Some((name.clone(), RateLimiter::direct(Quota::per_minute(rpm))))
+                let limiter = Arc::new(RateLimiter::direct(Quota::per_minute(rpm)));
+                Some((name.clone(), (rpm.get(), limiter)))
             })
             .collect();
         Self {
@@ -40,6 +42,25 @@ impl Limits {
             by_uid: Mutex::new(HashMap::new()),
             by_provider,
         }
+    }
+
+    /// The limits `settings` configure after a reload: a limiter whose rate
+    /// is unchanged keeps what it has counted, so a reload is no way around
+    /// a limit; a changed rate starts afresh.
+    pub fn reloaded(&self, settings: &ActorSettings) -> Self {
+        let mut next = Self::new(settings);
+        for (name, (rpm, limiter)) in &mut next.by_provider {
+            if let Some((old, kept)) = self.by_provider.get(name)
+                && old == rpm
+            {
+                *limiter = kept.clone();
+            }
+        }
+        if self.clients == settings.clients {
+            let by_uid = self.by_uid.lock().unwrap_or_else(PoisonError::into_inner);
+            next.by_uid = Mutex::new(by_uid.clone());
+        }
+        next
     }
 
     /// Takes one request from `uid`'s limit.
@@ -66,7 +87,7 @@ impl Limits {
     /// until the next one would be allowed.
     pub fn take_provider(&self, provider: &str) -> Result<(), Duration> {
         match self.by_provider.get(provider) {
-            Some(limiter) => limiter.check().map_err(wait),
+            Some((_, limiter)) => limiter.check().map_err(wait),
             None => Ok(()),
         }
     }

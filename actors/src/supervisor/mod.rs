@@ -18,6 +18,7 @@
 
 mod handlers;
 pub mod limits;
+mod reload;
 mod routes;
 mod submit;
 
@@ -41,6 +42,7 @@ use crate::request::ChatRequest;
 use crate::session::{Cancel, Session};
 use crate::settings::{ActorSettings, SessionSettings};
 use limits::Limits;
+pub use reload::Reload;
 use routes::{MAX_MODEL_SHOWN, Routes};
 pub use routes::{ProviderHandle, Target};
 
@@ -379,11 +381,16 @@ impl Supervisor {
     /// Ends a waiting request that never got a session: out of line, its
     /// client told why.
     fn cancel_waiting(&mut self, id: SessionId, reason: CancelReason) -> bool {
+        self.end_waiting(id, GatewayError::Cancelled(reason))
+    }
+
+    /// Ends a waiting request with `error`: out of line, recorded, its
+    /// client answered.
+    fn end_waiting(&mut self, id: SessionId, error: GatewayError) -> bool {
         let Some(waiting) = self.waiting.remove(&id) else {
             return false;
         };
         waiting.task.abort();
-        let error = GatewayError::Cancelled(reason);
         waiting.new.recorder.end_with(false, error.clone());
         let _ = waiting.new.reply.send(Err(error));
         true

@@ -186,6 +186,21 @@ impl Routes {
         self.limits.take_provider(provider)
     }
 
+    /// Whether `provider` is routed (configured now; a reload may have
+    /// removed a provider whose sessions still run).
+    pub fn routes(&self, provider: &str) -> bool {
+        self.providers.contains_key(provider)
+    }
+
+    /// This shard's provider actors and their health, by name: what a
+    /// reload keeps for the providers it leaves unchanged.
+    pub fn handles(&self) -> HashMap<String, ProviderHandle> {
+        self.providers
+            .iter()
+            .map(|(name, route)| (name.clone(), (route.call.clone(), route.health.clone())))
+            .collect()
+    }
+
     /// The rate limits.
     pub fn limits(&self) -> &Limits {
         &self.limits

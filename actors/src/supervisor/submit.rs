@@ -93,9 +93,12 @@ impl Supervisor {
     pub(super) fn pick(&self, targets: &[Target], from: usize) -> Result<usize, GatewayError> {
         let now = Instant::now();
         let healthy = |t: &Target| self.routes.healthy(&t.route.provider, now);
+        // A reroute's chain may name a provider a reload has removed since.
+        let routed = |i: &usize| self.routes.routes(&targets[*i].route.provider);
         let order = (from..targets.len())
             .filter(|&i| healthy(&targets[i]))
-            .chain((from..targets.len()).filter(|&i| !healthy(&targets[i])));
+            .chain((from..targets.len()).filter(|&i| !healthy(&targets[i])))
+            .filter(routed);
         let mut soonest: Option<(Duration, &Arc<str>)> = None;
         for index in order {
             let provider = &targets[index].route.provider;

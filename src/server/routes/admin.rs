@@ -192,6 +192,18 @@ pub async fn drain(cx: &Ctx) -> Answer {
     }
 }
 
+/// `POST /admin/reload`: re-reads the settings file and the environment;
+/// 200 with what changed (and what needs a restart), or 400 with the
+/// loader's message naming the key, the old settings still in force.
+pub async fn reload(cx: &Ctx) -> Answer {
+    match cx.app.reloader.reload().await {
+        Ok(report) => ok(&json!(report)),
+        Err(message) => {
+            error::response(&GatewayError::bad_request(message, Some("settings")), None)
+        }
+    }
+}
+
 fn summary(view: &SessionView) -> Value {
     let (meta, route) = (&view.meta, &view.route);
     let metadata: Option<Value> = meta

@@ -92,7 +92,7 @@ pub async fn usage(req: &Request<Incoming>, cx: &Ctx) -> Answer {
             by,
             since: params.time("since")?,
             until: params.time("until")?,
-            prices: cx.actors.common.prices.clone(),
+            prices: cx.actors.common.prices(),
         })
     })();
     let ask = match ask {

@@ -59,6 +59,7 @@ pub async fn handle(req: Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer
         "/admin/sessions" if get => admin::list(cx).await,
         "/admin/providers" if get => admin::providers(cx).await,
         "/admin/drain" if post => admin::drain(cx).await,
+        "/admin/reload" if post => admin::reload(cx).await,
         "/admin/history" if get => history::history(&req, cx).await,
         "/admin/usage" if get => history::usage(&req, cx).await,
         "/admin/events" if get => events::events(&req, cx).await,
@@ -66,8 +67,8 @@ pub async fn handle(req: Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer
         "/healthz" if get => health::healthz(cx).await,
         "/readyz" if get => health::readyz(cx).await,
         "/v1/models" | "/admin/sessions" | "/admin/providers" | "/admin/drain"
-        | "/admin/history" | "/admin/usage" | "/admin/events" | "/metrics" | "/healthz"
-        | "/readyz" => not_allowed(&req),
+        | "/admin/reload" | "/admin/history" | "/admin/usage" | "/admin/events" | "/metrics"
+        | "/healthz" | "/readyz" => not_allowed(&req),
         _ => not_found(&req),
     }
 }

@@ -39,5 +39,9 @@ pub fn catalogue(settings: &Settings) -> Bytes {
 
 /// The endpoint.
 pub fn list(cx: &Ctx) -> Answer {
-    json_bytes(StatusCode::OK, cx.app.models.clone())
+    let models = cx.app.models.read().map(|m| m.clone());
+    json_bytes(
+        StatusCode::OK,
+        models.unwrap_or_else(|poisoned| poisoned.into_inner().clone()),
+    )
 }
