@@ -6,60 +6,28 @@
 
 mod support;
 
-use std::os::unix::net::UnixDatagram;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::notify::NotifySocket;
 use support::*;
 use switchboard_testkit::FakeProvider;
 
 /// 600 ms asked: pings every 300 ms, a few within the test's second.
 const WATCHDOG_USEC: &str = "600000";
 
-/// Reads datagrams until one satisfies `want`, returning everything read.
-fn read_until(
-    socket: &UnixDatagram,
-    what: &str,
-    mut want: impl FnMut(&str) -> bool,
-) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        match socket.recv(&mut buf) {
-            Ok(n) => {
-                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-                let done = want(&message);
-                seen.push(message);
-                if done {
-                    return seen;
-                }
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(err) if err.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(err) => panic!("reading the notify socket: {err}"),
-        }
-    }
-    panic!("timed out waiting for {what}; saw {seen:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
     let fake = FakeProvider::start().await;
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let notify_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&notify_path).expect("binding the notify socket");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("a read timeout");
+    let socket = Arc::new(NotifySocket::bind());
     let builder = daemon(&fake)
-        .env("NOTIFY_SOCKET", notify_path.to_str().expect("UTF-8 path"))
+        .env("NOTIFY_SOCKET", socket.env_value())
         .env("WATCHDOG_USEC", WATCHDOG_USEC);
     let daemon = builder.start().await;
 
-    let socket = std::sync::Arc::new(socket);
     let reader = socket.clone();
     let first = tokio::task::spawn_blocking(move || {
-        read_until(&reader, "READY=1", |m| m.lines().any(|l| l == "READY=1"))
+        reader.read_until("READY=1", |m| m.lines().any(|l| l == "READY=1"))
     })
     .await
     .expect("join");
@@ -74,7 +42,7 @@ async fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
     let started = Instant::now();
     let beats = tokio::task::spawn_blocking(move || {
         let mut pings = 0;
-        read_until(&reader, "three WATCHDOG=1 with STATUS=", move |m| {
+        reader.read_until("three WATCHDOG=1 with STATUS=", move |m| {
             pings += usize::from(m.lines().any(|l| l == "WATCHDOG=1"));
             pings >= 3
         })
@@ -99,9 +67,7 @@ async fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
     daemon.signal(libc::SIGTERM);
     let reader = socket.clone();
     let stopping = tokio::task::spawn_blocking(move || {
-        read_until(&reader, "STOPPING=1", |m| {
-            m.lines().any(|l| l == "STOPPING=1")
-        })
+        reader.read_until("STOPPING=1", |m| m.lines().any(|l| l == "STOPPING=1"))
     })
     .await
     .expect("join");

@@ -12,6 +12,7 @@ use switchboard_testkit::{DaemonBuilder, FakeProvider, eventually_debug};
 pub mod conn;
 pub mod footprint;
 pub mod mcp;
+pub mod notify;
 pub mod python;
 pub mod records;
 pub mod scrape;
