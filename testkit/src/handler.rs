@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::behavior::Behavior;
+use crate::big_event;
 use crate::fake_provider::{SeenRequest, Shared};
 use crate::responses::{self, DEFAULT_CHUNK_INTERVAL, FakeBody, ReplyMeta, SseScript, StreamEnd};
 use crate::stats::RequestGuard;
@@ -190,6 +191,7 @@ async fn respond(
             meta,
             guard,
         ),
+        Behavior::BigEvent { bytes, piece } => big_event::sse(bytes, piece, &meta, guard),
         Behavior::SlowHeaders(wait) => {
             tokio::time::sleep(wait).await;
             responses::sse(default_stream, meta, guard)
