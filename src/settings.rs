@@ -171,21 +171,28 @@ fn octal_text<S: Serializer>(mode: &u32, serializer: S) -> Result<S::Ok, S::Erro
 impl Settings {
     /// Reads the settings: `path` or the defaults, then the environment.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        use config::{Config, Environment, File, FileFormat};
         let text = match path {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the settings file {}", path.display()))?,
             None => DEFAULT_SETTINGS.to_owned(),
         };
-        let file = File::from_str(&text, FileFormat::Toml);
-        let env = Environment::with_prefix("SWITCHBOARD")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true);
         let source = match path {
             Some(path) => path.display().to_string(),
             None => "the built-in settings.toml".into(),
         };
+        Self::from_toml(&text, &source)
+    }
+
+    /// Reads the settings from TOML `text` (named `source` in errors), then
+    /// the environment; the fuzz target `settings` feeds it arbitrary text,
+    /// so it must fail with an error, never panic.
+    pub fn from_toml(text: &str, source: &str) -> anyhow::Result<Self> {
+        use config::{Config, Environment, File, FileFormat};
+        let file = File::from_str(text, FileFormat::Toml);
+        let env = Environment::with_prefix("SWITCHBOARD")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true);
         let settings: Settings = Config::builder()
             .add_source(file)
             .add_source(env)

@@ -52,6 +52,17 @@ pub enum Behavior {
     /// closes the connection mid-chunked-encoding on HTTP/1.1, or resets the
     /// stream on HTTP/2). Not counted as abandoned.
     Cut(usize),
+    /// `bigevent-<bytes>-<piece>`: an SSE stream whose first event is one
+    /// content chunk carrying `bytes` characters
+    /// ([`crate::big_event_content`]), then the `stop` chunk and
+    /// `data: [DONE]`; the whole body is written `piece` bytes at a time,
+    /// each write flushed on its own, so the event arrives over many reads.
+    BigEvent {
+        /// Characters of content in the big event.
+        bytes: usize,
+        /// Bytes per write.
+        piece: usize,
+    },
     /// `slowheaders-<ms>`: waits this long before sending the response head,
     /// then a normal 3-chunk stream 10 ms apart.
     SlowHeaders(Duration),
@@ -156,8 +167,8 @@ impl FromStr for Behavior {
                 "hang" => Ok(Behavior::Hang),
                 "broken" => Ok(Behavior::Broken),
                 "refuse" => Ok(Behavior::Refuse),
-                "delay" | "status" | "stream" | "stall" | "cut" | "slowheaders" | "fail"
-                | "failms" | "glm" | "glmfail" | "kimi" | "kimifail" => {
+                "delay" | "status" | "stream" | "stall" | "cut" | "bigevent" | "slowheaders"
+                | "fail" | "failms" | "glm" | "glmfail" | "kimi" | "kimifail" => {
                     Err(fail("missing arguments after the name"))
                 }
                 _ => Err(fail("unknown behavior name")),
@@ -180,6 +191,7 @@ fn usage(name: &str) -> &'static str {
         "stream" => "expected stream-<n>-<ms>",
         "stall" => "expected stall-<n>",
         "cut" => "expected cut-<n>",
+        "bigevent" => "expected bigevent-<bytes>-<piece>",
         "slowheaders" => "expected slowheaders-<ms>",
         _ => failures::usage(name).unwrap_or("unknown behavior name"),
     }
@@ -194,6 +206,7 @@ fn with_args(name: &str, args: &str) -> Option<Behavior> {
         "stall" => count(args).map(Behavior::Stall),
         "lateend" => millis(args).map(Behavior::LateEnd),
         "cut" => count(args).map(Behavior::Cut),
+        "bigevent" => parse_big_event(args),
         "slowheaders" => millis(args).map(Behavior::SlowHeaders),
         _ => failures::with_args(name, args),
     }
@@ -227,6 +240,15 @@ fn parse_stream(s: &str) -> Option<Behavior> {
     })
 }
 
+/// Parses the `<bytes>-<piece>` arguments of `bigevent`.
+fn parse_big_event(s: &str) -> Option<Behavior> {
+    let (bytes, piece) = s.split_once('-')?;
+    Some(Behavior::BigEvent {
+        bytes: count(bytes)?,
+        piece: count(piece).filter(|&piece| piece > 0)?,
+    })
+}
+
 impl Behavior {
     /// How many requests fail before the first success, for the counted
     /// behaviors (`fail…`, `glmfail…`, `kimifail…`); `None` for the others.
@@ -254,6 +276,7 @@ impl fmt::Display for Behavior {
             Behavior::Stall(n) => write!(f, "stall-{n}"),
             Behavior::LateEnd(d) => write!(f, "lateend-{}", d.as_millis()),
             Behavior::Cut(n) => write!(f, "cut-{n}"),
+            Behavior::BigEvent { bytes, piece } => write!(f, "bigevent-{bytes}-{piece}"),
             Behavior::SlowHeaders(d) => write!(f, "slowheaders-{}", d.as_millis()),
             Behavior::Fail {
                 times,
@@ -288,6 +311,7 @@ mod tests {
             "stream-5-50",
             "stall-3",
             "cut-2",
+            "bigevent-1048576-1024",
             "slowheaders-700",
         ];
         for text in all {
@@ -328,6 +352,8 @@ mod tests {
             "hang-1",
             "instant-",
             "cut-a",
+            "bigevent-10",
+            "bigevent-10-0",
         ] {
             assert!(bad.parse::<Behavior>().is_err(), "{bad:?} should not parse");
         }

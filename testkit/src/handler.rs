@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 
 use crate::anthropic::Dialect;
 use crate::behavior::Behavior;
+use crate::big_event;
 use crate::fake_provider::{SeenRequest, Shared};
 use crate::responses::{self, DEFAULT_CHUNK_INTERVAL, FakeBody, ReplyMeta, SseScript, StreamEnd};
 use crate::stats::RequestGuard;
@@ -200,6 +201,7 @@ async fn respond(
             meta,
             guard,
         ),
+        Behavior::BigEvent { bytes, piece } => big_event::sse(bytes, piece, &meta, guard),
         Behavior::SlowHeaders(wait) => {
             tokio::time::sleep(wait).await;
             responses::sse(default_stream, meta, guard)

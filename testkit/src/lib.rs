@@ -46,6 +46,7 @@
 
 mod anthropic;
 mod behavior;
+mod big_event;
 pub mod client;
 mod daemon;
 mod failures;
@@ -60,6 +61,7 @@ mod usage;
 pub mod wait;
 
 pub use behavior::{Behavior, ParseBehaviorError};
+pub use big_event::big_event_content;
 pub use client::{SseReader, raw_post, raw_request, read_head};
 pub use daemon::Daemon;
 pub use failures::{KimiError, RetryAfter};

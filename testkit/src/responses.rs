@@ -78,7 +78,7 @@ impl ReplyMeta {
     }
 
     /// The opening of every chunk, up to (not including) `choices`.
-    fn chunk_head(&self) -> String {
+    pub(crate) fn chunk_head(&self) -> String {
         format!(
             "{{\"id\":\"{}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":{}",
             self.id, self.created, self.model_json
@@ -355,7 +355,7 @@ fn content_chunk(meta: &ReplyMeta, i: usize) -> Bytes {
 /// The `finish_reason: "stop"` chunk, carrying the usage of `content_chunks`
 /// completion tokens where the reply's shape puts it (an extra `choices: []`
 /// chunk for OpenAI), followed by `data: [DONE]`.
-fn final_chunk(meta: &ReplyMeta, content_chunks: usize) -> Bytes {
+pub(crate) fn final_chunk(meta: &ReplyMeta, content_chunks: usize) -> Bytes {
     if meta.dialect.is_anthropic() {
         let usage = meta.usage.report_counts(&meta.model, content_chunks as u64);
         return anthropic::ending(usage.map(|(_, output)| output));

@@ -13,7 +13,7 @@ use reqwest::header::CONTENT_TYPE;
 
 use super::Upstream;
 use super::retry::{hinted_wait, retryable_status};
-use super::sse::EventSplitter;
+use super::sse::{EventSplitter, EventTooLarge};
 use crate::body::Limited;
 use crate::error::{Deadline, GatewayError, truncate};
 
@@ -22,6 +22,15 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// The longest provider error message passed on to the caller.
 const MAX_ERROR_MESSAGE: usize = 500;
+
+/// How much of an answer the daemon holds at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The largest non-streamed answer (`max_response_bytes`).
+    pub response: usize,
+    /// The largest event of a stream (`max_event_bytes`).
+    pub event: usize,
+}
 
 /// A failed attempt, and whether another attempt may succeed.
 #[derive(Debug)]
@@ -43,7 +52,7 @@ pub async fn exchange(
     request: reqwest::RequestBuilder,
     provider: &str,
     stream: bool,
-    max: usize,
+    limits: Limits,
     connect_timeout: Duration,
 ) -> Result<Upstream, Failure> {
     let failed = |reason: String, retry: bool| Failure {
@@ -101,9 +110,10 @@ pub async fn exchange(
             let reason = "asked for a stream, the provider answered without one".into();
             return Err(failed(reason, false));
         }
-        return Ok(Upstream::Stream(events(response, provider.to_owned())));
+        let events = events(response, provider.to_owned(), limits.event);
+        return Ok(Upstream::Stream(events));
     }
-    let body = read_limited(response, max)
+    let body = read_limited(response, limits.response)
         .await
         .map_err(|reason| failed(reason, false))?;
     Ok(Upstream::Complete(body))
@@ -124,13 +134,15 @@ pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Result
 }
 
 /// The answer's complete events, as the provider framed them, ending before
-/// `[DONE]` (or at the end of the body).
+/// `[DONE]` (or at the end of the body); an event over `max_event` bytes
+/// ends it with an error, and dropping the body aborts the upstream call.
 fn events(
     response: reqwest::Response,
     provider: String,
+    max_event: usize,
 ) -> futures_util::stream::BoxStream<'static, Result<Bytes, GatewayError>> {
     let body = response.bytes_stream();
-    let state = Some((body, EventSplitter::default()));
+    let state = Some((body, EventSplitter::new(max_event)));
     stream::unfold(state, move |state| {
         let provider = provider.clone();
         async move {
@@ -142,7 +154,10 @@ fn events(
                     None => return Some((Err(broke(provider, "it ended mid-event")), None)),
                     Some(Err(err)) => return Some((Err(broke(provider, &describe(&err))), None)),
                 };
-                let split = splitter.push(chunk);
+                let split = match splitter.push(chunk) {
+                    Ok(split) => split,
+                    Err(too_large) => return Some((Err(oversized(provider, too_large)), None)),
+                };
                 if split.done {
                     finish_body(body);
                     return (!split.events.is_empty()).then_some((Ok(split.events), None));
@@ -175,6 +190,13 @@ where
         })
         .await;
     });
+}
+
+fn oversized(provider: String, too_large: EventTooLarge) -> GatewayError {
+    GatewayError::ProviderFailed {
+        provider,
+        reason: too_large.to_string(),
+    }
 }
 
 fn broke(provider: String, why: &str) -> GatewayError {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
-use super::exchange::{Failure, exchange};
+use super::exchange::{Failure, Limits, exchange};
 use super::retry::backoff;
 use super::{Call, CallFuture, Health, Upstream};
 use crate::error::GatewayError;
@@ -83,8 +83,8 @@ pub struct Openai {
     urls: Box<[Option<reqwest::Url>; Wire::COUNT]>,
     /// The API key, if any.
     auth: Auth,
-    /// Largest non-streamed answer accepted.
-    max_response_bytes: usize,
+    /// Largest non-streamed answer and stream event accepted.
+    limits: Limits,
     /// Retries.
     retry: RetryPolicy,
     /// Where attempts' outcomes are recorded.
@@ -124,7 +124,10 @@ impl Openai {
             clients,
             urls,
             auth: read_key(settings.api_key_env.as_deref()),
-            max_response_bytes: settings.max_response_bytes,
+            limits: Limits {
+                response: settings.max_response_bytes,
+                event: settings.max_event_bytes,
+            },
             retry: RetryPolicy {
                 max_retries: settings.max_retries,
                 base: Duration::from_millis(settings.retry_base_ms),
@@ -194,8 +197,8 @@ impl Openai {
             }
             request
         };
-        let (retry, max) = (self.retry, self.max_response_bytes);
-        CallFuture(attempts(call, provider, request, retry, max, health).boxed())
+        let (retry, limits) = (self.retry, self.limits);
+        CallFuture(attempts(call, provider, request, retry, limits, health).boxed())
     }
 }
 
@@ -206,14 +209,14 @@ async fn attempts(
     provider: Arc<str>,
     request: impl Fn() -> reqwest::RequestBuilder,
     retry: RetryPolicy,
-    max: usize,
+    limits: Limits,
     health: Arc<Health>,
 ) -> Result<Upstream, GatewayError> {
     let mut retries = 0;
     loop {
         call.recorder.attempt_started();
         let sent = request().body(call.body.clone());
-        let answer = exchange(sent, &provider, call.stream, max, call.connect_timeout).await;
+        let answer = exchange(sent, &provider, call.stream, limits, call.connect_timeout).await;
         let failure = match answer {
             Ok(answer) => {
                 if matches!(answer, Upstream::Complete(_)) {

@@ -84,6 +84,12 @@ pub struct ProviderSettings {
     /// the daemon buffer without bound. 8 MiB is far above any real completion.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
+    /// Largest single event of a streamed answer; a bigger one ends the
+    /// stream with an error event. OpenAI-style chunks are well under 1 KB
+    /// and tool-call deltas a few KB, so 1 MiB only stops a runaway
+    /// provider from making the daemon buffer without bound.
+    #[serde(default = "default_max_event_bytes")]
+    pub max_event_bytes: usize,
     /// `mock` only: delay before answering (or before the first chunk).
     #[serde(default)]
     pub latency_ms: u64,
@@ -119,6 +125,14 @@ fn default_cooldown_ms() -> u64 {
 fn default_max_response_bytes() -> usize {
     8 * 1024 * 1024
 }
+
+fn default_max_event_bytes() -> usize {
+    1024 * 1024
+}
+
+/// The smallest `max_event_bytes` accepted: below a kilobyte even ordinary
+/// chunks (a few hundred bytes with their ids and usage) would be refused.
+const MIN_EVENT_BYTES: usize = 1024;
 
 fn default_stream_interval_ms() -> u64 {
     20
@@ -326,6 +340,11 @@ impl ProviderSettings {
         if self.retry_base_ms == 0 || self.retry_cap_ms < self.retry_base_ms {
             return Err(format!(
                 "{key}: retry_base_ms must be at least 1 and retry_cap_ms at least retry_base_ms"
+            ));
+        }
+        if self.max_event_bytes < MIN_EVENT_BYTES {
+            return Err(format!(
+                "{key}.max_event_bytes must be at least {MIN_EVENT_BYTES}"
             ));
         }
         if self.unhealthy_after == 0 {

@@ -43,8 +43,10 @@ use crate::session::{Cancel, Session};
 use crate::settings::{ActorSettings, SessionSettings};
 use limits::Limits;
 pub use reload::Reload;
-use routes::{MAX_MODEL_SHOWN, Routes};
-pub use routes::{ProviderHandle, Target};
+use routes::MAX_MODEL_SHOWN;
+// `Routes` is public for the `request` fuzz target, which resolves model
+// names without running the actors.
+pub use routes::{ProviderHandle, Routes, Target};
 
 /// A chat request to admit and answer.
 #[derive(Message)]
