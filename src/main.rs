@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use switchboard::cli::{Cli, Command, CompletionsArgs, ConfigCommand};
-use switchboard::{client, config_check, logging, mcp, server, settings::Settings};
+use switchboard::{client, config_check, env, logging, mcp, server, settings::Settings};
 
 /// jemalloc instead of glibc's allocator: a request allocates and frees
 /// dozens of small objects, and under load glibc's malloc/free took a sixth
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check(args)) => config_check::run(&args),
         Command::Completions(args) => completions(&args),
         Command::Mcp(args) => mcp::run(args),
+        Command::Env(args) => env::run(&args),
         command => client::run(command),
     };
     match result {

@@ -37,7 +37,11 @@ const BASE_URL: &str = "http://localhost";
 pub fn run(command: Command) -> anyhow::Result<()> {
     if matches!(
         command,
-        Command::Serve(_) | Command::Mcp(_) | Command::Config(_) | Command::Completions(_)
+        Command::Serve(_)
+            | Command::Mcp(_)
+            | Command::Config(_)
+            | Command::Completions(_)
+            | Command::Env(_)
     ) {
         bail!("not a client command");
     }
@@ -51,7 +55,11 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 /// Sends the command to the module that implements it.
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(_) | Command::Mcp(_) | Command::Config(_) | Command::Completions(_) => {
+        Command::Serve(_)
+        | Command::Mcp(_)
+        | Command::Config(_)
+        | Command::Completions(_)
+        | Command::Env(_) => {
             bail!("not a client command")
         }
         Command::Top(args) => crate::top::run(args).await,
