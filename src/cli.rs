@@ -1,4 +1,4 @@
-//! The command line: `serve` runs the daemon; `config check` and
+//! The command line: `serve` runs the daemon; `config check`, `env` and
 //! `completions` work alone; the other commands are clients of a running
 //! daemon over its socket (`mcp` too: it serves the Model Context Protocol
 //! on stdio and calls the daemon for every tool call).
@@ -51,6 +51,9 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Print the shell lines that point tools (OpenAI and Anthropic SDKs, Claude Code, Codex,
+    /// aider) at the daemon's loopback TCP listener: `eval "$(switchboard env)"`.
+    Env(EnvArgs),
     /// Serve the Model Context Protocol on stdin/stdout for an MCP client (Claude Desktop,
     /// Claude Code, …): tools that chat and inspect sessions through the daemon.
     Mcp(McpArgs),
@@ -324,6 +327,33 @@ impl CompletionShell {
             CompletionShell::Fish => clap_complete::Shell::Fish,
         }
     }
+}
+
+/// `env` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Prints OPENAI_BASE_URL, OPENAI_API_KEY=unused, ANTHROPIC_BASE_URL and \
+ANTHROPIC_AUTH_TOKEN=unused for server.listen_tcp, read from the settings the daemon uses \
+(--config, then SWITCHBOARD__* variables). The daemon drops any key a client sends.\n\
+sh/bash/zsh: eval \"$(switchboard env)\"    fish: switchboard env --shell fish | source\n\
+Exits 1, saying how to turn it on, when server.listen_tcp is unset."
+)]
+pub struct EnvArgs {
+    /// Settings file the daemon was started with (default: the built-in settings.toml).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The syntax to print.
+    #[arg(long, value_enum, default_value = "sh")]
+    pub shell: EnvShell,
+}
+
+/// The shells `env` prints for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EnvShell {
+    /// POSIX sh, bash, zsh: `export NAME='value'`.
+    Sh,
+    /// fish: `set -gx NAME 'value';`.
+    Fish,
 }
 
 /// `mcp` options.

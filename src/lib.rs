@@ -13,6 +13,8 @@
 //! - [`client`]: the client commands, speaking HTTP over the socket.
 //! - [`top`]: `switchboard top`, the live view of providers and sessions.
 //! - [`config_check`]: `switchboard config check`, settings validated and shown.
+//! - [`env`]: `switchboard env`, the variables that point tools at the
+//!   loopback TCP listener.
 //! - [`mcp`]: `switchboard mcp`, an MCP server on stdio that is a client of
 //!   the daemon.
 //! - [`service_units`]: `switchboard service install|uninstall`, the systemd
@@ -21,6 +23,7 @@
 pub mod cli;
 pub mod client;
 pub mod config_check;
+pub mod env;
 pub mod logging;
 pub mod mcp;
 pub mod server;

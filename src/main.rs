@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use switchboard::cli::{Cli, Command, CompletionsArgs, ConfigCommand};
-use switchboard::{client, config_check, logging, mcp, server};
+use switchboard::{client, config_check, env, logging, mcp, server};
 
 /// jemalloc instead of glibc's allocator: a request allocates and frees
 /// dozens of small objects, and under load glibc's malloc/free took a sixth
@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => completions(&args),
         Command::Mcp(args) => mcp::run(args),
         Command::Service(command) => switchboard::service_units::run(&command),
+        Command::Env(args) => env::run(&args),
         command => client::run(command),
     };
     match result {

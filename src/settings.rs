@@ -92,6 +92,10 @@ pub struct ServerSettings {
     /// everyone else gets 403. The socket's mode is the first gate, this the
     /// second.
     pub allowed_uids: Vec<u32>,
+    /// A loopback TCP address serving the whole API, for tools that take
+    /// only a base URL. Each connection is attributed to the uid owning the
+    /// client's socket, then `allowed_uids` applies. Unset: none.
+    pub listen_tcp: Option<SocketAddr>,
     /// A loopback TCP address serving `GET /metrics` alone, for Prometheus
     /// (which cannot scrape a Unix socket). Unset: none.
     pub metrics_listen: Option<SocketAddr>,
@@ -108,6 +112,7 @@ impl Default for ServerSettings {
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
             allowed_uids: Vec::new(),
+            listen_tcp: None,
             metrics_listen: None,
         }
     }
@@ -221,14 +226,16 @@ impl Settings {
         if self.server.body_timeout_ms == 0 {
             bail!("invalid settings: server.body_timeout_ms must be greater than 0");
         }
-        if let Some(addr) = self.server.metrics_listen
-            && !addr.ip().is_loopback()
-        {
-            bail!(
-                "invalid settings: server.metrics_listen = \"{addr}\" is not a loopback address; \
-                 the scrape shows who uses the daemon, so it is served on 127.0.0.1 or [::1] only"
-            );
-        }
+        loopback_only(
+            "server.metrics_listen",
+            self.server.metrics_listen,
+            "the scrape shows who uses the daemon",
+        )?;
+        loopback_only(
+            "server.listen_tcp",
+            self.server.listen_tcp,
+            "callers are identified by the kernel's socket table, which knows only this machine's users",
+        )?;
         self.actors()
             .validate()
             .map_err(|message| anyhow::anyhow!("invalid settings: {message}"))
@@ -246,6 +253,17 @@ impl Settings {
             history: self.history.clone(),
             metrics: self.metrics.clone(),
         }
+    }
+}
+
+/// Refuses a non-loopback `addr` for `key`, saying `why` it must be one.
+fn loopback_only(key: &str, addr: Option<SocketAddr>, why: &str) -> anyhow::Result<()> {
+    match addr {
+        Some(addr) if !addr.ip().is_loopback() => bail!(
+            "invalid settings: {key} = \"{addr}\" is not a loopback address; {why}, \
+             so it is served on 127.0.0.1 or [::1] only"
+        ),
+        _ => Ok(()),
     }
 }
 

@@ -42,6 +42,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             | Command::Config(_)
             | Command::Completions(_)
             | Command::Service(_)
+            | Command::Env(_)
     ) {
         bail!("not a client command");
     }
@@ -59,7 +60,8 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         | Command::Mcp(_)
         | Command::Config(_)
         | Command::Completions(_)
-        | Command::Service(_) => {
+        | Command::Service(_)
+        | Command::Env(_) => {
             bail!("not a client command")
         }
         Command::Top(args) => crate::top::run(args).await,

@@ -1,6 +1,8 @@
 //! One shard's accept loop and its connections: hyper's HTTP/1.1 server
-//! straight on the shared Unix listener (and on the loopback metrics
-//! listener), each connection served on the thread that accepted it.
+//! straight on the shared Unix listener (and on the optional loopback TCP
+//! listeners: the whole API on `server.listen_tcp`, `GET /metrics` alone on
+//! `server.metrics_listen`), each connection served on the thread that
+//! accepted it.
 //!
 //! Every shard accepts on its own copy of the listening socket, so a
 //! connection's requests never leave the shard that took it. When the drain
@@ -12,6 +14,8 @@
 
 use std::cell::Cell;
 use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -97,21 +101,31 @@ impl hyper::body::Body for Served {
 pub struct Shared {
     /// A std listener, cloned once per shard so each accepts on its own thread.
     socket: std::os::unix::net::UnixListener,
+    /// The whole API on loopback TCP, if any.
+    tcp: Option<std::net::TcpListener>,
     /// The metrics listener, if any.
     metrics: Option<std::net::TcpListener>,
 }
 
 impl Shared {
-    /// Copies of `socket` and `metrics` for one shard.
-    pub fn clone_from(
-        socket: &std::os::unix::net::UnixListener,
-        metrics: Option<&std::net::TcpListener>,
-    ) -> std::io::Result<Self> {
+    /// Copies of the shared listeners for one shard.
+    pub fn clone_from(listeners: &super::Listeners) -> std::io::Result<Self> {
+        let copy = |listener: Option<&std::net::TcpListener>| {
+            listener.map(std::net::TcpListener::try_clone).transpose()
+        };
         Ok(Self {
-            socket: socket.try_clone()?,
-            metrics: metrics.map(std::net::TcpListener::try_clone).transpose()?,
+            socket: listeners.socket.try_clone()?,
+            tcp: copy(listeners.tcp.as_ref())?,
+            metrics: copy(listeners.metrics.as_ref())?,
         })
     }
+}
+
+/// One shard's listeners, as tokio serves them.
+struct Listening {
+    socket: UnixListener,
+    tcp: Option<TcpListener>,
+    metrics: Option<TcpListener>,
 }
 
 /// Connections open on this shard; the last one out wakes the stop.
@@ -146,7 +160,11 @@ impl Drop for OpenGuard {
 /// Serves `listeners` on this thread until `stop`, then waits for the open
 /// connections to finish.
 pub async fn serve(listeners: Shared, cx: Ctx, stop: watch::Receiver<Stop>) {
-    let (socket, metrics) = match into_tokio(listeners) {
+    let Listening {
+        socket,
+        tcp,
+        metrics,
+    } = match into_tokio(listeners) {
         Ok(listeners) => listeners,
         Err(err) => return tracing::error!(%err, "cannot listen on this shard"),
     };
@@ -165,38 +183,64 @@ pub async fn serve(listeners: Shared, cx: Ctx, stop: watch::Receiver<Stop>) {
             accepted = socket.accept() => match accepted {
                 Ok((stream, _)) => {
                     let caller = cx.app.policy.identify(&stream);
+                    spawn(stream, std::future::ready(caller), &cx, &builder, &open, &stop);
+                }
+                Err(err) => backoff(err).await,
+            },
+            accepted = accept_tcp(tcp.as_ref()) => match accepted {
+                Ok((stream, peer, ours)) => {
+                    let caller = identify_tcp(&cx, peer, ours);
                     spawn(stream, caller, &cx, &builder, &open, &stop);
                 }
                 Err(err) => backoff(err).await,
             },
             accepted = accept_tcp(metrics.as_ref()) => match accepted {
-                Ok(stream) => {
+                Ok((stream, _, _)) => {
                     let caller = Caller { peer: None, access: Access::MetricsOnly };
-                    spawn(stream, caller, &cx, &builder, &open, &stop);
+                    spawn(stream, std::future::ready(caller), &cx, &builder, &open, &stop);
                 }
                 Err(err) => backoff(err).await,
             },
             _ = accepting.wait_for(|stop| *stop != Stop::Serving) => break,
         }
     }
-    drop(socket);
+    drop((socket, tcp, metrics));
     while open.count.get() > 0 {
         open.none.notified().await;
     }
 }
 
-fn into_tokio(listeners: Shared) -> std::io::Result<(UnixListener, Option<TcpListener>)> {
+fn into_tokio(listeners: Shared) -> std::io::Result<Listening> {
     listeners.socket.set_nonblocking(true)?;
-    let socket = UnixListener::from_std(listeners.socket)?;
-    let metrics = listeners.metrics.map(TcpListener::from_std).transpose()?;
-    Ok((socket, metrics))
+    Ok(Listening {
+        socket: UnixListener::from_std(listeners.socket)?,
+        tcp: listeners.tcp.map(TcpListener::from_std).transpose()?,
+        metrics: listeners.metrics.map(TcpListener::from_std).transpose()?,
+    })
 }
 
-async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {
-    match listener {
-        Some(listener) => listener.accept().await.map(|(stream, _)| stream),
-        None => std::future::pending().await,
-    }
+/// The next connection on `listener` (never, without one), with the peer's
+/// address and ours.
+async fn accept_tcp(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr, SocketAddr)> {
+    let Some(listener) = listener else {
+        return std::future::pending().await;
+    };
+    let (stream, peer) = listener.accept().await?;
+    let ours = stream.local_addr()?;
+    Ok((stream, peer, ours))
+}
+
+/// Who is behind a loopback TCP connection, found off the accept loop (it
+/// reads the kernel's socket table) before the connection's first request.
+fn identify_tcp(
+    cx: &Rc<Ctx>,
+    peer: SocketAddr,
+    ours: SocketAddr,
+) -> impl Future<Output = Caller> + use<> {
+    let cx = cx.clone();
+    async move { cx.app.policy.identify_tcp(peer, ours).await }
 }
 
 /// After a failed accept (out of file descriptors under load, say), waits
@@ -206,22 +250,23 @@ async fn backoff(err: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
-/// Serves one connection on this thread.
-fn spawn<S>(
+/// Serves one connection on this thread, once `caller` has said who it is.
+fn spawn<S, C>(
     io: S,
-    caller: Caller,
+    caller: C,
     cx: &Rc<Ctx>,
     builder: &Rc<http1::Builder>,
     open: &Rc<Open>,
     stop: &watch::Receiver<Stop>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
+    C: Future<Output = Caller> + 'static,
 {
     let (cx, builder, mut stop) = (cx.clone(), builder.clone(), stop.clone());
     let guard = OpenGuard::new(open);
     actix_rt::spawn(async move {
         let _guard = guard;
-        let caller = Rc::new(caller);
+        let caller = Rc::new(caller.await);
         let timeouts = cx.app.timeouts;
         let clock = Clock::new(timeouts.idle, timeouts.head);
         let io = Timed::new(io, clock.clone());

@@ -27,6 +27,7 @@ mod reload;
 mod routes;
 mod service;
 mod socket;
+mod sockets;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -84,6 +85,8 @@ pub struct App {
 struct Listeners {
     /// The Unix socket: the whole API.
     socket: std::os::unix::net::UnixListener,
+    /// `server.listen_tcp`: the whole API on loopback TCP.
+    tcp: Option<std::net::TcpListener>,
     /// `server.metrics_listen`: `GET /metrics` alone.
     metrics: Option<std::net::TcpListener>,
 }
@@ -135,8 +138,11 @@ pub fn run(settings: Settings, source: Source) -> anyhow::Result<()> {
     let checked =
         ActorSystem::check(&actor_settings).map_err(|message| anyhow::anyhow!(message))?;
     log_history(&actor_settings, &checked);
-    let metrics = bind_metrics(settings.server.metrics_listen)?;
-    let listeners = Listeners { socket, metrics };
+    let listeners = Listeners {
+        socket,
+        tcp: bind_loopback(settings.server.listen_tcp, Listener::Api)?,
+        metrics: bind_loopback(settings.server.metrics_listen, Listener::Metrics)?,
+    };
     let mode = origin.drain_mode();
     let result = actix_rt::System::new().block_on(serve(
         (settings, source),
@@ -166,15 +172,31 @@ fn log_history(settings: &ActorSettings, checked: &Checked) {
     }
 }
 
-/// Binds `server.metrics_listen`, if set.
-fn bind_metrics(
+/// Which loopback TCP listener is being bound.
+#[derive(Clone, Copy, Debug)]
+enum Listener {
+    /// `server.listen_tcp`.
+    Api,
+    /// `server.metrics_listen`.
+    Metrics,
+}
+
+/// Binds a loopback TCP listener, if its setting is set. The settings were
+/// checked to be loopback addresses when they were loaded.
+fn bind_loopback(
     addr: Option<std::net::SocketAddr>,
+    which: Listener,
 ) -> anyhow::Result<Option<std::net::TcpListener>> {
     let Some(addr) = addr else { return Ok(None) };
+    let (key, serves) = match which {
+        Listener::Api => ("server.listen_tcp", "the whole API"),
+        Listener::Metrics => ("server.metrics_listen", "GET /metrics"),
+    };
     let listener = std::net::TcpListener::bind(addr)
-        .with_context(|| format!("cannot listen on server.metrics_listen = {addr}"))?;
+        .with_context(|| format!("cannot listen on {key} = {addr}"))?;
     listener.set_nonblocking(true)?;
-    tracing::info!(%addr, "serving GET /metrics on loopback TCP");
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "serving {serves} on loopback TCP ({key})");
     Ok(Some(listener))
 }
 
@@ -234,7 +256,7 @@ async fn serve(
             app: app.clone(),
             arrivals: app.arrivals[index].clone(),
         };
-        let listeners = listen::Shared::clone_from(&listeners.socket, listeners.metrics.as_ref())?;
+        let listeners = listen::Shared::clone_from(&listeners)?;
         let (done_tx, done_rx) = oneshot::channel();
         let stop = stop_rx.clone();
         // The future holds `Rc`s (it never leaves its thread): it is made

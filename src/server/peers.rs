@@ -1,8 +1,11 @@
 //! Who may use the daemon: the calling process's uid, read once per
-//! connection with SO_PEERCRED, against the daemon's own uid and
-//! `[server] allowed_uids`. The socket file's mode is the first gate; this is
-//! the second, for sockets opened wider than 0600.
+//! connection — with SO_PEERCRED on the Unix socket, from the kernel's
+//! socket table on loopback TCP (see [`super::sockets`]) — against the
+//! daemon's own uid and `[server] allowed_uids`. On the Unix socket the
+//! file's mode is the first gate and this the second; on loopback TCP, which
+//! every local user can reach, this is the only one.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use switchboard_actors::GatewayError;
@@ -29,6 +32,11 @@ pub struct Caller {
 pub enum Access {
     /// Everything: an allowed user on the Unix socket.
     Full,
+    /// Everything but requests from web pages: an allowed user over
+    /// loopback TCP (`server.listen_tcp`). A page in that user's browser
+    /// can reach the port too, and its requests carry `Origin`; those get
+    /// 403, so no web site can spend the user's quota.
+    Loopback,
     /// Nothing: a user that may not use the daemon (403 on every route).
     Refused,
     /// `GET /metrics` alone: the loopback metrics listener
@@ -61,8 +69,28 @@ impl PeerPolicy {
             pid: credentials.pid(),
             process: credentials.pid().and_then(process_name),
         });
+        self.admit(peer, Access::Full)
+    }
+
+    /// Identifies a loopback TCP connection from `peer` to our `ours` by
+    /// the owner of the client's socket, read from the kernel's table on a
+    /// blocking thread (it reads files): once per connection, before its
+    /// first request is read. A peer whose owner cannot be found is refused.
+    pub async fn identify_tcp(&self, peer: SocketAddr, ours: SocketAddr) -> Caller {
+        let found = tokio::task::spawn_blocking(move || tcp_peer(peer, ours))
+            .await
+            .ok()
+            .flatten();
+        if found.is_none() {
+            tracing::warn!(%peer, "cannot tell which user owns a loopback TCP connection");
+        }
+        self.admit(found, Access::Loopback)
+    }
+
+    /// `granted` for an allowed `peer`, else `Refused` (logged).
+    fn admit(&self, peer: Option<Peer>, granted: Access) -> Caller {
         let access = match self.allows(peer.as_ref()) {
-            true => Access::Full,
+            true => granted,
             false => {
                 let uid = peer.as_ref().map(|p| p.uid);
                 let pid = peer.as_ref().and_then(|p| p.pid);
@@ -76,6 +104,17 @@ impl PeerPolicy {
         };
         Caller { peer, access }
     }
+}
+
+/// The user, process and process name behind a loopback TCP peer.
+fn tcp_peer(peer: SocketAddr, ours: SocketAddr) -> Option<Peer> {
+    let owner = super::sockets::owner(peer, ours)?;
+    let pid = super::sockets::process_of(owner);
+    Some(Peer {
+        uid: owner.uid,
+        pid,
+        process: pid.and_then(process_name),
+    })
 }
 
 /// The longest process name kept; the kernel's `comm` is at most 15 bytes,
@@ -103,6 +142,13 @@ pub fn forbidden() -> GatewayError {
     GatewayError::Forbidden(
         "this user may not use the daemon: connect as the daemon's user or one in server.allowed_uids"
             .into(),
+    )
+}
+
+/// The error a request from a web page over loopback TCP gets.
+pub fn from_a_browser() -> GatewayError {
+    GatewayError::Forbidden(
+        "requests from web pages (with an Origin header) are refused on server.listen_tcp".into(),
     )
 }
 

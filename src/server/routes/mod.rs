@@ -33,9 +33,13 @@ const MAX_PATH_SHOWN: usize = 128;
 pub async fn handle(req: Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer {
     match caller.access {
         Access::Full => {}
+        Access::Loopback if req.headers().contains_key(hyper::header::ORIGIN) => {
+            return refuse(&req, cx, caller, peers::from_a_browser());
+        }
+        Access::Loopback => {}
         Access::MetricsOnly if req.uri().path() == "/metrics" => {}
         Access::MetricsOnly => return not_found(&req),
-        Access::Refused => return refuse(&req, cx, caller),
+        Access::Refused => return refuse(&req, cx, caller, peers::forbidden()),
     }
     let path = req.uri().path();
     if let Some(id) = path.strip_prefix("/admin/sessions/") {
@@ -104,10 +108,9 @@ fn not_allowed(req: &Request<Incoming>) -> Answer {
     error::shaped(wire, StatusCode::METHOD_NOT_ALLOWED, &error, None)
 }
 
-/// The 403 for a refused peer. An API request is recorded as REJECTED, so
-/// history and metrics show who was turned away.
-fn refuse(req: &Request<Incoming>, cx: &Ctx, caller: &Caller) -> Answer {
-    let error = peers::forbidden();
+/// The 403 for a refused peer or request. An API request is recorded as
+/// REJECTED, so history and metrics show who was turned away.
+fn refuse(req: &Request<Incoming>, cx: &Ctx, caller: &Caller, error: GatewayError) -> Answer {
     let wire = wire_of(req.uri().path());
     if !req.uri().path().starts_with("/v1/") {
         return error::response(&error, None);
