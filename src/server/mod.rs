@@ -32,12 +32,12 @@ mod sockets;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use actix::Arbiter;
+use actix::{Addr, Arbiter};
 use anyhow::Context as _;
 use bytes::Bytes;
 use switchboard_actors::ActorSystem;
 use switchboard_actors::settings::ActorSettings;
-use switchboard_actors::shutdown::DrainHooks;
+use switchboard_actors::shutdown::{DrainHooks, Shutdown};
 use switchboard_actors::supervisor::DrainMode;
 use switchboard_actors::system::{Checked, Common, Shard};
 use tokio::sync::{oneshot, watch};
@@ -243,32 +243,8 @@ async fn serve(
     });
     let (stop_tx, stop_rx) = watch::channel(listen::Stop::Serving);
     let stop_tx = Arc::new(stop_tx);
-    let mut served = Vec::new();
-    for (index, (arbiter, local)) in arbiters.iter().zip(shards.iter()).enumerate() {
-        let actors = ActorSystem {
-            local: local.clone(),
-            shards: shards.clone(),
-            shutdown: shutdown.clone(),
-            common: common.clone(),
-        };
-        let cx = Ctx {
-            actors,
-            app: app.clone(),
-            arrivals: app.arrivals[index].clone(),
-        };
-        let listeners = listen::Shared::clone_from(&listeners)?;
-        let (done_tx, done_rx) = oneshot::channel();
-        let stop = stop_rx.clone();
-        // The future holds `Rc`s (it never leaves its thread): it is made
-        // on the arbiter's thread and spawned there.
-        arbiter.spawn_fn(move || {
-            actix_rt::spawn(async move {
-                listen::serve(listeners, cx, stop).await;
-                let _ = done_tx.send(());
-            });
-        });
-        served.push(done_rx);
-    }
+    let actors = (&shards, &shutdown, &common);
+    let served = start_serving(&arbiters, actors, &app, &listeners, &stop_rx)?;
     tracing::info!(
         socket = %path.display(),
         pid = std::process::id(),
@@ -288,8 +264,58 @@ async fn serve(
             "drained"
         );
     }
+    wind_down(&stop_tx, served, arbiters).await;
+    tracing::info!("switchboard stopped");
+    Ok(())
+}
+
+/// Starts each shard's accept loop on its arbiter; each answers on its
+/// receiver once its connections are done.
+fn start_serving(
+    arbiters: &[Arbiter],
+    (shards, shutdown, common): (&Arc<[Shard]>, &Addr<Shutdown>, &Arc<Common>),
+    app: &Arc<App>,
+    listeners: &Listeners,
+    stop: &watch::Receiver<listen::Stop>,
+) -> anyhow::Result<Vec<oneshot::Receiver<()>>> {
+    let mut served = Vec::new();
+    for (index, (arbiter, local)) in arbiters.iter().zip(shards.iter()).enumerate() {
+        let actors = ActorSystem {
+            local: local.clone(),
+            shards: shards.clone(),
+            shutdown: shutdown.clone(),
+            common: common.clone(),
+        };
+        let cx = Ctx {
+            actors,
+            app: app.clone(),
+            arrivals: app.arrivals[index].clone(),
+        };
+        let listeners = listen::Shared::clone_from(listeners)?;
+        let (done_tx, done_rx) = oneshot::channel();
+        let stop = stop.clone();
+        // The future holds `Rc`s (it never leaves its thread): it is made
+        // on the arbiter's thread and spawned there.
+        arbiter.spawn_fn(move || {
+            actix_rt::spawn(async move {
+                listen::serve(listeners, cx, stop).await;
+                let _ = done_tx.send(());
+            });
+        });
+        served.push(done_rx);
+    }
+    Ok(served)
+}
+
+/// After the drain: every connection finishes its last answer (bounded by
+/// [`FINAL_WRITE_GRACE`]), then the shards' threads stop.
+async fn wind_down(
+    stop: &watch::Sender<listen::Stop>,
+    served: Vec<oneshot::Receiver<()>>,
+    arbiters: Vec<Arbiter>,
+) {
     let stopping = std::time::Instant::now();
-    let _ = stop_tx.send(listen::Stop::Now);
+    let _ = stop.send(listen::Stop::Now);
     let all_done = futures_util::future::join_all(served);
     let _ = tokio::time::timeout(FINAL_WRITE_GRACE, all_done).await;
     for arbiter in arbiters {
@@ -300,8 +326,6 @@ async fn serve(
         took_ms = stopping.elapsed().as_millis() as u64,
         "server stopped"
     );
-    tracing::info!("switchboard stopped");
-    Ok(())
 }
 
 /// When a drain begins: tells the service manager, and on an inherited
