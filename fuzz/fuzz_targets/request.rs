@@ -66,7 +66,12 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
 
 /// The routes a body can arrive on: every input is tried on each, so the
 /// corpus stays plain request bodies.
-const WIRES: [Wire; 4] = [Wire::Chat, Wire::Messages, Wire::CountTokens, Wire::Embeddings];
+const WIRES: [Wire; 4] = [
+    Wire::Chat,
+    Wire::Messages,
+    Wire::CountTokens,
+    Wire::Embeddings,
+];
 
 fuzz_target!(|input: &[u8]| {
     for wire in WIRES {

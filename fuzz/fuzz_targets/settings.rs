@@ -20,6 +20,7 @@ use switchboard_actors::provider::Provider;
 use switchboard_actors::settings::Prices;
 use switchboard_actors::supervisor::Routes;
 use switchboard_actors::supervisor::limits::Limits;
+use switchboard_actors::wire::Wire;
 
 fuzz_target!(|input: &[u8]| {
     let Ok(text) = std::str::from_utf8(input) else {
@@ -46,6 +47,13 @@ fuzz_target!(|input: &[u8]| {
         .collect::<HashMap<_, _>>();
     let routes = Routes::new(&actors, providers, Arc::new(Limits::new(&actors)));
     for alias in actors.aliases.keys() {
-        let _ = routes.resolve(alias);
+        for wire in [
+            Wire::Chat,
+            Wire::Messages,
+            Wire::CountTokens,
+            Wire::Embeddings,
+        ] {
+            let _ = routes.resolve(alias, wire);
+        }
     }
 });
