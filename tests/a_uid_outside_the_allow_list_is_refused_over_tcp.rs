@@ -20,7 +20,6 @@ use support::*;
 use switchboard_testkit::{Daemon, FakeProvider};
 
 /// The unprivileged user the client runs as.
-const NOBODY: u32 = 65534;
 
 /// Python's standard library only: POSTs each path given and prints one
 /// JSON line of `[status, body]` pairs.
@@ -88,13 +87,7 @@ async fn tcp_daemon(fake: &FakeProvider, extra: &str) -> (Daemon, SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(built_as_root), ignore = "needs root")]
 async fn a_uid_outside_the_allow_list_is_refused_over_tcp() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "built as root but run as uid {euid}: running the client as uid {NOBODY} needs root \
-         (rebuild as this user to have the test ignored)"
-    );
+    assert_running_as_root();
     let fake = FakeProvider::start().await;
 
     let (refusing, api) = tcp_daemon(&fake, "").await;

@@ -18,7 +18,6 @@ use support::*;
 use switchboard_testkit::{Daemon, FakeProvider};
 
 /// The unprivileged user the client runs as.
-const NOBODY: u32 = 65534;
 
 /// Whether `path` and every directory above it let others in (x), and the
 /// file itself lets others read and run it.
@@ -99,13 +98,7 @@ fn show(output: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(built_as_root), ignore = "needs root")]
 async fn another_user_is_refused_unless_allowed() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "built as root but run as uid {euid}: running the client as uid {NOBODY} needs root \
-         (rebuild as this user to have the test ignored)"
-    );
+    assert_running_as_root();
     let (cli, _copy) = runnable_cli();
     let fake = FakeProvider::start().await;
 

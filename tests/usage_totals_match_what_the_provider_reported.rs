@@ -19,7 +19,6 @@ use support::*;
 use switchboard_testkit::{Daemon, FakeProvider, UsageShape, UsageTotals};
 
 /// The unprivileged user the CLI runs as.
-const NOBODY: u32 = 65534;
 
 /// A request body for `model` whose prompt is `prompt`.
 fn request(model: &str, stream: bool, prompt: &str) -> Value {

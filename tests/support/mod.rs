@@ -255,3 +255,18 @@ pub fn spawn_chat(
     }
     tokio::spawn(async move { request.send().await.expect("the daemon answers") })
 }
+
+/// The uid the tests run a second client as (Debian's `nobody`).
+pub const NOBODY: u32 = 65534;
+
+/// Fails clearly when a test built as root (`built_as_root`) runs as another
+/// user: acting as [`NOBODY`] needs root.
+pub fn assert_running_as_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "built as root but run as uid {euid}: running the client as uid {NOBODY} needs root \
+         (rebuild as this user to have the test ignored)"
+    );
+}
