@@ -19,8 +19,6 @@ use support::scrape::free_port;
 use support::*;
 use switchboard_testkit::{Daemon, FakeProvider};
 
-/// The unprivileged user the client runs as.
-
 /// Python's standard library only: POSTs each path given and prints one
 /// JSON line of `[status, body]` pairs.
 const CLIENT: &str = r#"

@@ -17,8 +17,6 @@ use std::process::{Command, Output};
 use support::*;
 use switchboard_testkit::{Daemon, FakeProvider};
 
-/// The unprivileged user the client runs as.
-
 /// Whether `path` and every directory above it let others in (x), and the
 /// file itself lets others read and run it.
 fn others_can_run(path: &Path) -> bool {

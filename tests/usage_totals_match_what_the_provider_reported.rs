@@ -18,8 +18,6 @@ use support::scrape::*;
 use support::*;
 use switchboard_testkit::{Daemon, FakeProvider, UsageShape, UsageTotals};
 
-/// The unprivileged user the CLI runs as.
-
 /// A request body for `model` whose prompt is `prompt`.
 fn request(model: &str, stream: bool, prompt: &str) -> Value {
     json!({
