@@ -1,0 +1,76 @@
+//! Every guarantee test of the daemon, one module per guarantee, each named
+//! after what it proves (`cargo test --test guarantees <name>` runs one).
+//!
+//! They are modules of one test binary rather than one binary each: the
+//! tests start the built daemon as a child process, so they share nothing
+//! but this harness, and one link instead of ~70 takes minutes off every
+//! build of the tests. Timing margins are sized for a neighbour test loading
+//! the second core, as they were when each binary ran its tests two at once.
+
+mod support;
+
+mod a_body_that_is_not_utf8_json_gets_400;
+mod a_half_sent_request_ends_within_its_read_deadline;
+mod a_large_stream_event_arrives_intact_over_many_reads;
+mod a_newer_history_file_is_refused;
+mod a_non_loopback_listen_tcp_stops_the_daemon_at_start;
+mod a_reload_is_framed_by_reloading_then_ready_for_the_service_manager;
+mod a_stalled_store_never_delays_requests;
+mod a_tcp_request_is_attributed_to_its_callers_uid;
+mod a_uid_outside_the_allow_list_is_refused_over_tcp;
+mod admin_lists_and_cancels_live_sessions;
+mod an_inherited_socket_is_served_and_restarts_lose_no_request;
+mod an_oversized_stream_event_ends_the_stream_with_an_error;
+mod anthropic_messages_retry_overload_keep_deadlines_and_record_usage;
+mod api_keys_and_prompts_never_logged;
+mod bad_input_gets_openai_errors;
+mod cli_reads_history_usage_and_events;
+mod client_disconnect_cancels_session;
+mod completions_print_a_script_naming_the_subcommands;
+mod concurrent_requests_do_not_wait_for_each_other;
+mod config_check_accepts_the_shipped_settings_and_names_a_bad_key_without_printing_secrets;
+mod connect_deadline_aborts_and_reports;
+mod deadline_aborts_upstream_and_answers_504;
+mod disallowed_users_are_refused;
+mod embeddings_pass_through_with_a_session_and_usage;
+mod events_stream_phases_and_drop_slow_readers;
+mod every_request_is_recorded_once_with_its_true_outcome;
+mod fallback_answers_from_the_next_target;
+mod full_queue_refuses_at_once;
+mod history_and_admin_answers_hold_no_keys_or_prompts;
+mod history_survives_a_restart;
+mod hung_provider_does_not_delay_others;
+mod mcp_cancelled_call_cancels_its_session;
+mod mcp_client_lists_tools_and_chats_with_a_session_id;
+mod mcp_client_name_is_in_the_session_metadata;
+mod mcp_hung_provider_call_is_a_tool_error_at_its_deadline;
+mod mcp_streamed_chat_sends_deltas_as_progress;
+mod mcp_without_a_daemon_calls_are_tool_errors_saying_how_to_start_it;
+mod metadata_is_kept_and_bounded;
+mod metrics_agree_with_what_happened;
+mod open_files_and_memory_return_to_idle_after_an_overload_burst;
+mod open_files_and_memory_return_to_idle_after_ten_thousand_sessions;
+mod phases_follow_the_documented_order;
+mod priority_classes_order_the_queue;
+mod provider_concurrency_limit_queues_the_rest;
+mod queued_request_leaves_with_its_client;
+mod rate_limits_answer_429_with_retry_after;
+mod reload_applies_new_providers_and_limits_while_in_flight_sessions_finish;
+mod retention_prunes_by_age_and_by_count;
+mod retries_follow_provider_hints;
+mod service_install_writes_user_units_and_keeps_the_operators_files;
+mod sessions_cut_off_by_a_crash_are_interrupted;
+mod shared_limits_are_exact_across_shards;
+mod sigterm_drains_in_flight_requests;
+mod sigterm_leaves_every_in_flight_request_in_history;
+mod socket_is_private_and_never_stolen;
+mod stream_deadlines_abort_and_report;
+mod streaming_relays_chunks_as_they_arrive;
+mod streams_give_their_connection_back;
+mod switchboard_env_points_the_openai_and_anthropic_sdks_at_tcp;
+mod the_anthropic_sdk_gets_messages_and_streams_over_the_socket;
+mod the_global_queue_is_served_in_priority_order_across_shards;
+mod the_service_manager_hears_ready_status_watchdog_and_stopping;
+mod top_keys_cancel_the_selected_session_and_restore_the_terminal;
+mod top_once_shows_live_sessions_and_providers;
+mod usage_totals_match_what_the_provider_reported;
