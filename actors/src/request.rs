@@ -20,7 +20,7 @@ use crate::wire::Wire;
 
 /// Headers of the caller's passed upstream as they are (Anthropic's
 /// `anthropic-version` and `anthropic-beta`); never a key.
-pub type Forwarded = Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>;
+pub type Forwarded = Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>;
 
 /// The fields the daemon looks at; serde skips the rest without allocating.
 #[derive(Deserialize)]

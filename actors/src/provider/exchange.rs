@@ -1,6 +1,6 @@
 //! One attempt at a provider call over HTTP, and reading its answer.
 //!
-//! Turns reqwest's outcomes into an [`Upstream`] answer or a [`Failure`]
+//! Turns the HTTP client's outcomes into an [`Upstream`] answer or a [`Failure`]
 //! that says whether a retry may help; relays streams at SSE event
 //! boundaries (see [`super::sse`]); summarizes error answers without ever
 //! logging their text.
@@ -9,9 +9,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt, stream};
-use reqwest::header::CONTENT_TYPE;
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Request, Response};
 
 use super::Upstream;
+use super::client::{Http, describe, describe_body, is_connect_timeout};
 use super::retry::{hinted_wait, retryable_status};
 use super::sse::{EventSplitter, EventTooLarge};
 use crate::body::Limited;
@@ -49,7 +53,8 @@ pub struct Failure {
 /// One attempt: sends the request and reads the answer (or the start of the
 /// stream).
 pub async fn exchange(
-    request: reqwest::RequestBuilder,
+    client: &Http,
+    request: Request<Full<Bytes>>,
     provider: &str,
     stream: bool,
     limits: Limits,
@@ -64,8 +69,8 @@ pub async fn exchange(
         wait: None,
         unhealthy: true,
     };
-    let response = request.send().await.map_err(|err| {
-        if err.is_connect() && err.is_timeout() {
+    let response = client.request(request).await.map_err(|err| {
+        if is_connect_timeout(&err) {
             let timeout_ms = u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX);
             let error = GatewayError::Timeout {
                 which: Deadline::Connect,
@@ -78,7 +83,7 @@ pub async fn exchange(
                 unhealthy: true,
             };
         }
-        failed(describe(&err), true)
+        failed(describe(&err).into(), true)
     })?;
     let status = response.status();
     if !status.is_success() {
@@ -120,28 +125,34 @@ pub async fn exchange(
 }
 
 /// Reads a body of at most `max` bytes.
-pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Bytes, String> {
+pub async fn read_limited(response: Response<Incoming>, max: usize) -> Result<Bytes, String> {
     let too_large = |_| format!("the answer is larger than {max} bytes");
-    let mut body = Limited::new(max, response.content_length()).map_err(too_large)?;
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|err| format!("reading the answer: {}", describe(&err)))?
-    {
-        body.push(chunk).map_err(too_large)?;
+    let mut body = Limited::new(max, content_length(&response)).map_err(too_large)?;
+    let mut incoming = response.into_body();
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(|err| format!("reading the answer: {}", describe_body(&err)))?;
+        if let Ok(chunk) = frame.into_data() {
+            body.push(chunk).map_err(too_large)?;
+        }
     }
     Ok(body.finish())
+}
+
+/// The length the answer's head announces, if it does.
+fn content_length(response: &Response<Incoming>) -> Option<u64> {
+    let value = response.headers().get(CONTENT_LENGTH)?;
+    value.to_str().ok()?.parse().ok()
 }
 
 /// The answer's complete events, as the provider framed them, ending before
 /// `[DONE]` (or at the end of the body); an event over `max_event` bytes
 /// ends it with an error, and dropping the body aborts the upstream call.
 fn events(
-    response: reqwest::Response,
+    response: Response<Incoming>,
     provider: String,
     max_event: usize,
 ) -> futures_util::stream::BoxStream<'static, Result<Bytes, GatewayError>> {
-    let body = response.bytes_stream();
+    let body = BodyDataStream::new(response.into_body());
     let state = Some((body, EventSplitter::new(max_event)));
     stream::unfold(state, move |state| {
         let provider = provider.clone();
@@ -152,7 +163,9 @@ fn events(
                     Some(Ok(chunk)) => chunk,
                     None if !splitter.has_partial() => return None,
                     None => return Some((Err(broke(provider, "it ended mid-event")), None)),
-                    Some(Err(err)) => return Some((Err(broke(provider, &describe(&err))), None)),
+                    Some(Err(err)) => {
+                        return Some((Err(broke(provider, describe_body(&err))), None));
+                    }
                 };
                 let split = match splitter.push(chunk) {
                     Ok(split) => split,
@@ -203,19 +216,6 @@ fn broke(provider: String, why: &str) -> GatewayError {
     GatewayError::ProviderFailed {
         provider,
         reason: format!("the stream broke: {why}"),
-    }
-}
-
-/// A transport error in our words (reqwest's text can include the URL, never a key).
-fn describe(err: &reqwest::Error) -> String {
-    if err.is_connect() {
-        "could not connect".into()
-    } else if err.is_timeout() {
-        "timed out".into()
-    } else if err.is_body() || err.is_decode() {
-        "the connection broke while reading the answer".into()
-    } else {
-        "the request failed (connection reset or protocol error)".into()
     }
 }
 

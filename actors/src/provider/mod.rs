@@ -11,10 +11,11 @@
 //! the provider unhealthy after `unhealthy_after` failures in a row, so
 //! fallbacks skip it for `cooldown_ms`.
 //!
-//! The `openai` kind owns pooled `reqwest::Client`s (one pool per shard, so
+//! The `openai` kind owns pooled hyper clients (one pool per shard, so
 //! a connection is only ever driven by the thread that uses it); the `mock`
 //! kind answers in-process.
 
+mod client;
 mod exchange;
 mod health;
 mod mock;

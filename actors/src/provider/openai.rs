@@ -1,6 +1,6 @@
 //! Calls to any OpenAI-compatible chat-completions endpoint (Kimi, GLM, ...).
 //!
-//! One pooled `reqwest::Client` per provider (and one more per distinct
+//! One pooled [`Http`] client per provider (and one more per distinct
 //! per-model connect timeout) keeps keep-alive connections, HTTP/2 where the
 //! provider negotiates it or by prior knowledge when configured. A call is a
 //! loop of attempts ([`super::exchange`]): a failure that may pass is retried
@@ -19,8 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::Uri;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 
+use super::client::{Http, endpoint, http, post};
 use super::exchange::{Failure, Limits, exchange};
 use super::retry::backoff;
 use super::{Call, CallFuture, Health, Upstream};
@@ -35,15 +37,10 @@ use crate::wire::Wire;
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// Anthropic's header for the API key.
-const X_API_KEY: &str = "x-api-key";
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Anthropic's header for the API version.
 const ANTHROPIC_VERSION_HEADER: &str = "anthropic-version";
-
-/// Idle pooled connections are closed after this; providers' own idle
-/// timeouts are typically 60–120 s, so reuse stays likely and no half-dead
-/// connection is kept long.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
 /// Where the key comes from, and whether it was there.
 enum Auth {
@@ -77,10 +74,10 @@ pub struct Openai {
     /// Configured name, for errors.
     name: Arc<str>,
     /// Pooled clients by connect timeout; the first is the provider's own.
-    clients: Vec<(Duration, reqwest::Client)>,
+    clients: Vec<(Duration, Http)>,
     /// The endpoint of each wire it serves, by [`Wire::index`] (boxed: four
     /// URLs would make every provider actor's backend enum that much larger).
-    urls: Box<[Option<reqwest::Url>; Wire::COUNT]>,
+    urls: Box<[Option<Uri>; Wire::COUNT]>,
     /// The API key, if any.
     auth: Auth,
     /// Largest non-streamed answer and stream event accepted.
@@ -114,7 +111,7 @@ impl Openai {
             .into_iter()
             .map(|ms| {
                 let timeout = Duration::from_millis(ms);
-                client(timeout, settings.http2_prior_knowledge)
+                http(timeout, settings.http2_prior_knowledge)
                     .map(|client| (timeout, client))
                     .map_err(|err| format!("providers.{name}: cannot build its HTTP client: {err}"))
             })
@@ -166,48 +163,54 @@ impl Openai {
             .unwrap_or(&self.clients[0])
             .1
             .clone();
-        let anthropic = call.wire.is_anthropic();
-        let forwarded = call.forwarded.clone();
-        let accept = if call.stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        };
-        let request = move || {
-            let mut request = client
-                .post(url.clone())
-                .header(CONTENT_TYPE, "application/json")
-                .header(ACCEPT, accept);
-            if let Some((bearer, raw)) = &auth {
-                request = request.header(AUTHORIZATION, bearer.clone());
-                if anthropic {
-                    request = request.header(X_API_KEY, raw.clone());
-                }
-            }
-            if anthropic
-                && !forwarded
-                    .iter()
-                    .any(|(name, _)| name == ANTHROPIC_VERSION_HEADER)
-            {
-                let version = HeaderValue::from_static(ANTHROPIC_VERSION);
-                request = request.header(ANTHROPIC_VERSION_HEADER, version);
-            }
-            for (name, value) in &forwarded {
-                request = request.header(name.clone(), value.clone());
-            }
-            request
-        };
+        let headers = headers(&call, auth);
+        let request = move |body| post(&url, &headers, body);
         let (retry, limits) = (self.retry, self.limits);
-        CallFuture(attempts(call, provider, request, retry, limits, health).boxed())
+        let attempts = attempts(call, (client, provider), request, retry, limits, health);
+        CallFuture(attempts.boxed())
     }
+}
+
+/// The headers of `call`'s every attempt: the key (as `Bearer`, and for
+/// Anthropic also as `x-api-key`), what the answer should be, Anthropic's
+/// version unless the caller sent one, and the caller's forwarded headers.
+fn headers(
+    call: &Call,
+    auth: Option<(HeaderValue, HeaderValue)>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let anthropic = call.wire.is_anthropic();
+    let accept = match call.stream {
+        true => "text/event-stream",
+        false => "application/json",
+    };
+    let mut headers = vec![
+        (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        (ACCEPT, HeaderValue::from_static(accept)),
+    ];
+    if let Some((bearer, raw)) = auth {
+        headers.push((AUTHORIZATION, bearer));
+        if anthropic {
+            headers.push((X_API_KEY, raw));
+        }
+    }
+    let versioned = call
+        .forwarded
+        .iter()
+        .any(|(name, _)| name == ANTHROPIC_VERSION_HEADER);
+    if anthropic && !versioned {
+        let version = HeaderValue::from_static(ANTHROPIC_VERSION);
+        headers.push((HeaderName::from_static(ANTHROPIC_VERSION_HEADER), version));
+    }
+    headers.extend(call.forwarded.iter().cloned());
+    headers
 }
 
 /// Attempts until one succeeds, one fails for good, the retries are spent, or
 /// the next wait would pass the session's deadline.
 async fn attempts(
     call: Call,
-    provider: Arc<str>,
-    request: impl Fn() -> reqwest::RequestBuilder,
+    (client, provider): (Http, Arc<str>),
+    request: impl Fn(bytes::Bytes) -> hyper::Request<http_body_util::Full<bytes::Bytes>>,
     retry: RetryPolicy,
     limits: Limits,
     health: Arc<Health>,
@@ -215,8 +218,16 @@ async fn attempts(
     let mut retries = 0;
     loop {
         call.recorder.attempt_started();
-        let sent = request().body(call.body.clone());
-        let answer = exchange(sent, &provider, call.stream, limits, call.connect_timeout).await;
+        let sent = request(call.body.clone());
+        let answer = exchange(
+            &client,
+            sent,
+            &provider,
+            call.stream,
+            limits,
+            call.connect_timeout,
+        );
+        let answer = answer.await;
         let failure = match answer {
             Ok(answer) => {
                 if matches!(answer, Upstream::Complete(_)) {
@@ -265,10 +276,10 @@ fn next_wait(
 fn endpoints(
     name: &str,
     settings: &ProviderSettings,
-) -> Result<[Option<reqwest::Url>; Wire::COUNT], String> {
+) -> Result<[Option<Uri>; Wire::COUNT], String> {
     let join = |key: &str, base: Option<&str>, path: &str| {
         base.map(|base| {
-            reqwest::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
+            endpoint(&format!("{}{path}", base.trim_end_matches('/')))
                 .map_err(|err| format!("providers.{name}.{key}: {err}"))
         })
         .transpose()
@@ -282,22 +293,6 @@ fn endpoints(
         join("anthropic_base_url", anthropic, "/v1/messages/count_tokens")?,
         join("base_url", base, "/embeddings")?,
     ])
-}
-
-fn client(connect_timeout: Duration, h2c: bool) -> reqwest::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .tcp_nodelay(true)
-        // Retries and their budget are the daemon's own (each attempt is a
-        // recorded phase); redirects are not part of the chat API.
-        .retry(reqwest::retry::never().max_retries_per_request(0))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")));
-    if h2c {
-        builder = builder.http2_prior_knowledge();
-    }
-    builder.build()
 }
 
 fn read_key(var: Option<&str>) -> Auth {

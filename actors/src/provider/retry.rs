@@ -10,7 +10,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::HeaderMap;
+use hyper::header::HeaderMap;
 
 /// Error codes (Kimi `type`s, GLM `code`s) that mean "try again later".
 const RETRY_CODES: [&str; 6] = [
@@ -97,7 +97,7 @@ pub fn backoff(retry: u32, base: Duration, cap: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use hyper::header::HeaderValue;
 
     #[test]
     fn provider_codes_decide_before_the_status() {
