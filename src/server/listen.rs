@@ -4,8 +4,10 @@
 //! `server.metrics_listen`), each connection served on the thread that
 //! accepted it.
 //!
-//! Every shard accepts on its own copy of the listening socket, so a
-//! connection's requests never leave the shard that took it. When the drain
+//! Every shard accepts on its own copy of the listening socket, and a
+//! connection's requests never leave the shard that serves it: the one
+//! that accepted it, or the one it was handed to at once when that had
+//! fewer connections (see [`super::balance`]). When the drain
 //! is done the loop stops accepting and each connection is told to finish:
 //! one mid-answer writes it and closes, an idle one closes at once. A
 //! handover (the drain of an inherited socket) stops accepting when the
@@ -18,6 +20,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Notify, watch};
 
+use super::balance::{Accepted, Balance, Inbox, Seat};
 use super::clock::{Answered, Clock, Timed};
 use super::http::Body;
 use super::peers::{Access, Caller};
@@ -157,9 +161,28 @@ impl Drop for OpenGuard {
     }
 }
 
+/// This shard's place among the others: which one it is, the counts that
+/// keep them even, and where connections handed to it arrive.
+pub struct Lane {
+    /// This shard's index.
+    pub index: usize,
+    /// Shared by every shard.
+    pub balance: Arc<Balance>,
+    /// Connections other shards accepted for this one.
+    pub inbox: Inbox,
+}
+
+/// What every connection a shard serves shares.
+struct Serving {
+    cx: Rc<Ctx>,
+    builder: Rc<http1::Builder>,
+    open: Rc<Open>,
+    stop: watch::Receiver<Stop>,
+}
+
 /// Serves `listeners` on this thread until `stop`, then waits for the open
 /// connections to finish.
-pub async fn serve(listeners: Shared, cx: Ctx, stop: watch::Receiver<Stop>) {
+pub async fn serve(listeners: Shared, cx: Ctx, stop: watch::Receiver<Stop>, mut lane: Lane) {
     let Listening {
         socket,
         tcp,
@@ -168,45 +191,85 @@ pub async fn serve(listeners: Shared, cx: Ctx, stop: watch::Receiver<Stop>) {
         Ok(listeners) => listeners,
         Err(err) => return tracing::error!(%err, "cannot listen on this shard"),
     };
-    let cx = Rc::new(cx);
-    let open = Rc::new(Open::default());
     let mut builder = http1::Builder::new();
     // Idle and head deadlines are kept by each connection's `Clock`.
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(None)
         .keep_alive(true);
-    let builder = Rc::new(builder);
-    let mut accepting = stop.clone();
+    let serving = Serving {
+        cx: Rc::new(cx),
+        builder: Rc::new(builder),
+        open: Rc::new(Open::default()),
+        stop: stop.clone(),
+    };
+    let mut accepting = stop;
     loop {
-        tokio::select! {
-            accepted = socket.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let caller = cx.app.policy.identify(&stream);
-                    spawn(stream, std::future::ready(caller), &cx, &builder, &open, &stop);
+        let accepted = tokio::select! {
+            accepted = socket.accept() => accepted.map(|(stream, _)| Accepted::Unix(stream)),
+            accepted = accept_tcp(tcp.as_ref()) => {
+                accepted.map(|(stream, peer, ours)| Accepted::Tcp(stream, peer, ours))
+            }
+            accepted = accept_tcp(metrics.as_ref()) => {
+                accepted.map(|(stream, _, _)| Accepted::Metrics(stream))
+            }
+            Some((handed, seat)) = lane.inbox.recv() => {
+                if let Ok(accepted) = handed.into_tokio() {
+                    serving.connection(accepted, seat);
                 }
-                Err(err) => backoff(err).await,
-            },
-            accepted = accept_tcp(tcp.as_ref()) => match accepted {
-                Ok((stream, peer, ours)) => {
-                    let caller = identify_tcp(&cx, peer, ours);
-                    spawn(stream, caller, &cx, &builder, &open, &stop);
-                }
-                Err(err) => backoff(err).await,
-            },
-            accepted = accept_tcp(metrics.as_ref()) => match accepted {
-                Ok((stream, _, _)) => {
-                    let caller = Caller { peer: None, access: Access::MetricsOnly };
-                    spawn(stream, std::future::ready(caller), &cx, &builder, &open, &stop);
-                }
-                Err(err) => backoff(err).await,
-            },
+                continue;
+            }
             _ = accepting.wait_for(|stop| *stop != Stop::Serving) => break,
+        };
+        match accepted {
+            Ok(accepted) => take(&serving, &lane, accepted),
+            Err(err) => backoff(err).await,
         }
     }
     drop((socket, tcp, metrics));
-    while open.count.get() > 0 {
-        open.none.notified().await;
+    // Connections handed here as the shards stopped are served, not lost.
+    lane.inbox.close();
+    while let Some((handed, seat)) = lane.inbox.recv().await {
+        if let Ok(accepted) = handed.into_tokio() {
+            serving.connection(accepted, seat);
+        }
+    }
+    while serving.open.count.get() > 0 {
+        serving.open.none.notified().await;
+    }
+}
+
+/// Serves `accepted` here, or hands it to a shard with fewer connections.
+fn take(serving: &Serving, lane: &Lane, accepted: Accepted) {
+    let seat = lane.balance.seat(lane.index);
+    if seat.shard == lane.index {
+        return serving.connection(accepted, seat);
+    }
+    if let Some((accepted, seat)) = lane.balance.hand(accepted, seat, lane.index) {
+        serving.connection(accepted, seat);
+    }
+}
+
+impl Serving {
+    /// Serves one connection on this shard, once it is known who is behind it.
+    fn connection(&self, accepted: Accepted, seat: Seat) {
+        match accepted {
+            Accepted::Unix(stream) => {
+                let caller = self.cx.app.policy.identify(&stream);
+                self.spawn(stream, std::future::ready(caller), seat);
+            }
+            Accepted::Tcp(stream, peer, ours) => {
+                let caller = identify_tcp(&self.cx, peer, ours);
+                self.spawn(stream, caller, seat);
+            }
+            Accepted::Metrics(stream) => {
+                let caller = Caller {
+                    peer: None,
+                    access: Access::MetricsOnly,
+                };
+                self.spawn(stream, std::future::ready(caller), seat);
+            }
+        }
     }
 }
 
@@ -250,54 +313,64 @@ async fn backoff(err: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
-/// Serves one connection on this thread, once `caller` has said who it is.
-fn spawn<S, C>(
+impl Serving {
+    /// Serves one connection on this thread, once `caller` has said who it
+    /// is; `seat` counts it on this shard while it lives.
+    fn spawn<S, C>(&self, io: S, caller: C, seat: Seat)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+        C: Future<Output = Caller> + 'static,
+    {
+        let (cx, builder, stop) = (self.cx.clone(), self.builder.clone(), self.stop.clone());
+        let guard = OpenGuard::new(&self.open);
+        actix_rt::spawn(async move {
+            let _counted = (guard, seat);
+            let caller = Rc::new(caller.await);
+            run(io, caller, cx, &builder, stop).await;
+        });
+    }
+}
+
+/// Runs hyper on one connection until it ends or `stop` says to finish.
+async fn run<S>(
     io: S,
-    caller: C,
-    cx: &Rc<Ctx>,
-    builder: &Rc<http1::Builder>,
-    open: &Rc<Open>,
-    stop: &watch::Receiver<Stop>,
+    caller: Rc<Caller>,
+    cx: Rc<Ctx>,
+    builder: &http1::Builder,
+    mut stop: watch::Receiver<Stop>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
-    C: Future<Output = Caller> + 'static,
 {
-    let (cx, builder, mut stop) = (cx.clone(), builder.clone(), stop.clone());
-    let guard = OpenGuard::new(open);
-    actix_rt::spawn(async move {
-        let _guard = guard;
-        let caller = Rc::new(caller.await);
-        let timeouts = cx.app.timeouts;
-        let clock = Clock::new(timeouts.idle, timeouts.head);
-        let io = Timed::new(io, clock.clone());
-        let conn_clock = clock.clone();
-        let service = service_fn(move |req| {
-            let (cx, caller, clock) = (cx.clone(), caller.clone(), clock.clone());
-            clock.busy();
-            async move {
-                let answer = routes::handle(req, &cx, &caller).await;
-                let answered = Answered(clock);
-                Ok::<_, Infallible>(answer.map(|body| Served {
-                    body,
-                    _answered: answered,
-                }))
-            }
-        });
-        let conn = builder.serve_connection(TokioIo::new(io), service);
-        tokio::pin!(conn);
-        loop {
-            tokio::select! {
-                _ = conn.as_mut() => return,
-                changed = stop.changed() => match changed.map(|()| *stop.borrow_and_update()) {
-                    Ok(Stop::Serving) => {}
-                    // Polled again at once by the loop, so its stream
-                    // re-arms with the shortened deadline.
-                    Ok(Stop::Handover) => conn_clock.hand_over(),
-                    Ok(Stop::Now) | Err(_) => break,
-                },
-            }
+    let timeouts = cx.app.timeouts;
+    let clock = Clock::new(timeouts.idle, timeouts.head);
+    let io = Timed::new(io, clock.clone());
+    let conn_clock = clock.clone();
+    let service = service_fn(move |req| {
+        let (cx, caller, clock) = (cx.clone(), caller.clone(), clock.clone());
+        clock.busy();
+        async move {
+            let answer = routes::handle(req, &cx, &caller).await;
+            let answered = Answered(clock);
+            Ok::<_, Infallible>(answer.map(|body| Served {
+                body,
+                _answered: answered,
+            }))
         }
-        conn.as_mut().graceful_shutdown();
-        let _ = conn.await;
     });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            changed = stop.changed() => match changed.map(|()| *stop.borrow_and_update()) {
+                Ok(Stop::Serving) => {}
+                // Polled again at once by the loop, so its stream
+                // re-arms with the shortened deadline.
+                Ok(Stop::Handover) => conn_clock.hand_over(),
+                Ok(Stop::Now) | Err(_) => break,
+            },
+        }
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }

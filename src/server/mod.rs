@@ -16,6 +16,7 @@
 //! that arrive meanwhile wait in the backlog for the next process.
 
 mod arrivals;
+mod balance;
 mod body;
 mod clock;
 mod error;
@@ -279,7 +280,17 @@ fn start_serving(
     stop: &watch::Receiver<listen::Stop>,
 ) -> anyhow::Result<Vec<oneshot::Receiver<()>>> {
     let mut served = Vec::new();
-    for (index, (arbiter, local)) in arbiters.iter().zip(shards.iter()).enumerate() {
+    let (balance, inboxes) = balance::Balance::new(arbiters.len());
+    let lanes = inboxes
+        .into_iter()
+        .enumerate()
+        .map(|(index, inbox)| listen::Lane {
+            index,
+            balance: balance.clone(),
+            inbox,
+        });
+    for ((arbiter, local), lane) in arbiters.iter().zip(shards.iter()).zip(lanes) {
+        let index = lane.index;
         let actors = ActorSystem {
             local: local.clone(),
             shards: shards.clone(),
@@ -298,7 +309,7 @@ fn start_serving(
         // on the arbiter's thread and spawned there.
         arbiter.spawn_fn(move || {
             actix_rt::spawn(async move {
-                listen::serve(listeners, cx, stop).await;
+                listen::serve(listeners, cx, stop, lane).await;
                 let _ = done_tx.send(());
             });
         });
