@@ -7,6 +7,8 @@ use switchboard_testkit::FakeProvider;
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let fake = FakeProvider::start().await;
+    // Kept requests would grow without bound over a long profile.
+    fake.set_recording(false);
     println!("{}", fake.base_url());
     std::future::pending::<()>().await;
 }
