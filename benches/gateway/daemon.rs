@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::http1::{Conn, Expect, Target, get_request};
+use crate::http1::{Conn, Expect, Target};
 use crate::procfs::{self, Gateway};
+use crate::requests::get_request;
 
 /// How long the daemon gets to answer its first `/healthz`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

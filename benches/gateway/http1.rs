@@ -5,6 +5,7 @@
 //! It reads `Content-Length` and chunked bodies, checks each answer (status
 //! 200, a complete chat-completion JSON, or an SSE stream whose `data:`
 //! events it counts and times) and reports anything else as a [`Failure`].
+//! The requests it sends are built once, by [`crate::requests`].
 
 use std::fmt;
 use std::time::Instant;
@@ -369,26 +370,4 @@ fn judge(status: u16, expect: Expect, sink: &Sink) -> Result<Reply, Failure> {
             })
         }
     }
-}
-
-/// A complete `POST /v1/chat/completions` request with this JSON body.
-pub fn chat_request(body: &str) -> Vec<u8> {
-    format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// A complete `GET` request for `path`.
-pub fn get_request(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes()
-}
-
-/// The JSON body of a chat request for `model`, streamed or not.
-pub fn chat_body(model: &str, stream: bool) -> String {
-    format!(
-        r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"Say hello to the benchmark."}}]}}"#
-    )
 }

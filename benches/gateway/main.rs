@@ -24,6 +24,7 @@ mod load;
 mod net;
 mod procfs;
 mod report;
+mod requests;
 mod rounds;
 mod rows;
 mod scenarios_fanout;

@@ -13,9 +13,10 @@ use anyhow::Context as _;
 use crate::Bench;
 use crate::daemon::Daemon;
 use crate::floor::Floor;
-use crate::http1::{Expect, Target, chat_body, chat_request};
+use crate::http1::{Expect, Target};
 use crate::load::Side;
 use crate::procfs::CpuProbe;
+use crate::requests::{chat_body, chat_request};
 use crate::stats::Stats;
 
 /// One side, its CPU probe, and all it measured.
