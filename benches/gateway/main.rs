@@ -39,7 +39,7 @@ use std::sync::Arc;
 use serde_json::json;
 use switchboard_testkit::FakeProvider;
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Upstreams};
 use crate::floor::{Floor, Nginx};
 use crate::procfs::{CpuProbe, Gateway};
 use crate::report::Report;
@@ -145,8 +145,12 @@ impl Bench {
 
     /// The same, with history and metrics on or off.
     pub async fn daemon_with(&self, name: &str, records: bool) -> anyhow::Result<Daemon> {
-        let urls = (self.fast.base_url(), self.stuck.base_url());
-        Daemon::start(&self.bin, &self.opts.out, name, (&urls.0, &urls.1), records).await
+        let up = Upstreams {
+            fast: self.fast.base_url(),
+            fast_anthropic: self.fast.anthropic_base_url(),
+            stuck: self.stuck.base_url(),
+        };
+        Daemon::start(&self.bin, &self.opts.out, name, &up, records).await
     }
 }
 
