@@ -25,8 +25,8 @@ use crate::stats::Stats;
 const RATE: f64 = 2000.0;
 /// Most connections the open loop may have busy at once, per side.
 const OPEN_LOOP_CAP: usize = 512;
-/// Scenario 2's connection count.
-const SATURATION_CONNS: usize = 64;
+/// Scenario 2's connection count (scenario 7's too).
+pub const SATURATION_CONNS: usize = 64;
 
 /// Scenario 1's open-loop load on every leg.
 async fn paced(
