@@ -28,6 +28,19 @@ pub struct Leg {
     probe: CpuProbe,
     /// Every round's figures, merged.
     pub stats: Stats,
+    /// Each round's rate and CPU alone, in order, so legs can be compared
+    /// round by round: a burst of other load on the machine then skews one
+    /// round's comparison, not the whole run's.
+    pub by_round: Vec<RoundFigures>,
+}
+
+/// One round's figures of one leg.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundFigures {
+    /// Successes per second.
+    pub rate: f64,
+    /// CPU µs per finished request: the load client, the fake, the gateway.
+    pub cpu: (f64, f64, f64),
 }
 
 /// The legs of a comparison, by role.
@@ -85,6 +98,7 @@ impl Leg {
             side,
             probe,
             stats: Stats::default(),
+            by_round: Vec::new(),
         }
     }
 }
@@ -159,6 +173,10 @@ where
                 .await
                 .with_context(|| format!("the load through {}", leg.side.name))?;
             stats.cpu = leg.probe.sample().since(&before);
+            leg.by_round.push(RoundFigures {
+                rate: stats.rate(),
+                cpu: stats.cpu_per_request(),
+            });
             leg.stats.merge(&stats);
         }
     }
