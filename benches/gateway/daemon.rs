@@ -10,17 +10,28 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::http1::{Conn, Expect, Target, get_request};
+use crate::http1::{Conn, Expect, Target};
 use crate::procfs::{self, Gateway};
+use crate::requests::get_request;
 
 /// How long the daemon gets to answer its first `/healthz`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The settings file for a daemon on `socket` whose `fast` and `wide`
-/// providers are the fake at `fast_url` and whose `stuck` one is at
-/// `stuck_url`; with `records`, history (a file beside the socket) and
-/// metrics are on, as they are by default.
-pub fn settings_toml(socket: &Path, fast_url: &str, stuck_url: &str, records: bool) -> String {
+/// Where the daemon's providers go.
+pub struct Upstreams {
+    /// The `fast` fake's OpenAI base URL (`fast` and `wide`).
+    pub fast: String,
+    /// The same fake's Anthropic base URL, so `fast` also serves
+    /// `/v1/messages` (scenario 7).
+    pub fast_anthropic: String,
+    /// The `stuck` fake's OpenAI base URL.
+    pub stuck: String,
+}
+
+/// The settings file for a daemon on `socket` whose providers go to `up`;
+/// with `records`, history (a file beside the socket) and metrics are on,
+/// as they are by default.
+pub fn settings_toml(socket: &Path, up: &Upstreams, records: bool) -> String {
     let history = socket.with_file_name("history.db");
     format!(
         r#"[server]
@@ -46,10 +57,12 @@ recent_sessions = 1000
 # Every provider may take every session at once: the scenarios measure the
 # daemon's own cost, not its admission limits (max_concurrency defaults to 64).
 
-# HTTP/1.1 keep-alive pool to the fake provider.
+# HTTP/1.1 keep-alive pool to the fake provider, which also speaks
+# Anthropic's Messages API.
 [providers.fast]
 kind = "openai"
 base_url = "{fast_url}"
+anthropic_base_url = "{fast_anthropic}"
 max_concurrency = 20000
 
 # The same fake provider over HTTP/2 prior knowledge (one connection).
@@ -67,6 +80,9 @@ max_concurrency = 20000
 "#,
         socket = socket.display(),
         history = history.display(),
+        fast_url = up.fast,
+        fast_anthropic = up.fast_anthropic,
+        stuck_url = up.stuck,
     )
 }
 
@@ -95,12 +111,12 @@ impl Daemon {
         bin: &Path,
         out: &Path,
         name: &str,
-        urls: (&str, &str),
+        up: &Upstreams,
         records: bool,
     ) -> anyhow::Result<Daemon> {
         let dir = tempfile::Builder::new().prefix("sb-bench").tempdir()?;
         let socket = dir.path().join("sb.sock");
-        let settings = settings_toml(&socket, urls.0, urls.1, records);
+        let settings = settings_toml(&socket, up, records);
         let config = dir.path().join("settings.toml");
         fs::write(&config, &settings)?;
         let log = out.join(format!("daemon-{name}.log"));

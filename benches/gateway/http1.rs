@@ -3,8 +3,10 @@
 //! daemon) or loopback TCP (the fake provider directly) with the same code.
 //!
 //! It reads `Content-Length` and chunked bodies, checks each answer (status
-//! 200, a complete chat-completion JSON, or an SSE stream whose `data:`
-//! events it counts and times) and reports anything else as a [`Failure`].
+//! 200, a complete chat-completion JSON or another route's object, or an
+//! SSE stream whose `data:` events it counts and times) and reports
+//! anything else as a [`Failure`]. The requests it sends are built once,
+//! by [`crate::requests`].
 
 use std::fmt;
 use std::time::Instant;
@@ -55,6 +57,14 @@ pub enum Expect {
     /// A `chat.completion` JSON object; `session`: with the daemon's
     /// `session` object in it.
     Completion {
+        /// Whether the body must carry a `"session"` key.
+        session: bool,
+    },
+    /// Another route's JSON object (a message, embeddings), told by a key
+    /// only its answers carry, quoted as it appears: `"\"data\""`.
+    Object {
+        /// The quoted key.
+        key: &'static str,
         /// Whether the body must carry a `"session"` key.
         session: bool,
     },
@@ -349,15 +359,10 @@ fn judge(status: u16, expect: Expect, sink: &Sink) -> Result<Reply, Failure> {
     match expect {
         Expect::Any => Ok(Reply { first_event: None }),
         Expect::Completion { session } => {
-            let body = sink.body.trim_ascii();
-            let object = body.first() == Some(&b'{') && body.last() == Some(&b'}');
-            if !object || !contains(body, b"\"choices\"") {
-                return Err(Failure::Malformed("not a chat completion"));
-            }
-            if session && !contains(body, b"\"session\"") {
-                return Err(Failure::Malformed("no session object"));
-            }
-            Ok(Reply { first_event: None })
+            json_object(&sink.body, "\"choices\"", session, "not a chat completion")
+        }
+        Expect::Object { key, session } => {
+            json_object(&sink.body, key, session, "not the route's object")
         }
         Expect::Events => {
             let scan = sink.sse.as_ref().ok_or(Failure::Malformed("no stream"))?;
@@ -371,24 +376,21 @@ fn judge(status: u16, expect: Expect, sink: &Sink) -> Result<Reply, Failure> {
     }
 }
 
-/// A complete `POST /v1/chat/completions` request with this JSON body.
-pub fn chat_request(body: &str) -> Vec<u8> {
-    format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// A complete `GET` request for `path`.
-pub fn get_request(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes()
-}
-
-/// The JSON body of a chat request for `model`, streamed or not.
-pub fn chat_body(model: &str, stream: bool) -> String {
-    format!(
-        r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"Say hello to the benchmark."}}]}}"#
-    )
+/// Whether `body` is a JSON object with the quoted `key` (and the daemon's
+/// `session` object, if asked); `wrong` says what it was not.
+fn json_object(
+    body: &[u8],
+    key: &str,
+    session: bool,
+    wrong: &'static str,
+) -> Result<Reply, Failure> {
+    let body = body.trim_ascii();
+    let object = body.first() == Some(&b'{') && body.last() == Some(&b'}');
+    if !object || !contains(body, key.as_bytes()) {
+        return Err(Failure::Malformed(wrong));
+    }
+    if session && !contains(body, b"\"session\"") {
+        return Err(Failure::Malformed("no session object"));
+    }
+    Ok(Reply { first_event: None })
 }

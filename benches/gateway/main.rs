@@ -5,9 +5,10 @@
 //! an in-process fake provider, the same fake provider directly, and nginx
 //! as a plain reverse proxy on the daemon's hop (the floor, when nginx is
 //! installed), in one run, and prints daemon vs direct and daemon vs floor
-//! for six scenarios (overhead, saturation, concurrency, head-of-line
-//! blocking, streaming, drain) as a Markdown table, also written to
-//! `<out>/gateway.md` and `<out>/gateway.json`.
+//! for seven scenarios (overhead, saturation, concurrency, head-of-line
+//! blocking, streaming, drain, and the cost of each provider route) as a
+//! Markdown table, also written to `<out>/gateway.md` and
+//! `<out>/gateway.json`.
 //!
 //! Threads: the load client runs on this (main) thread's single-threaded
 //! tokio runtime; the fake providers run on their own single-threaded
@@ -24,10 +25,12 @@ mod load;
 mod net;
 mod procfs;
 mod report;
+mod requests;
 mod rounds;
 mod rows;
 mod scenarios_fanout;
 mod scenarios_load;
+mod scenarios_routes;
 mod scenarios_stream;
 mod stats;
 
@@ -38,7 +41,7 @@ use std::sync::Arc;
 use serde_json::json;
 use switchboard_testkit::FakeProvider;
 
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Upstreams};
 use crate::floor::{Floor, Nginx};
 use crate::procfs::{CpuProbe, Gateway};
 use crate::report::Report;
@@ -144,8 +147,12 @@ impl Bench {
 
     /// The same, with history and metrics on or off.
     pub async fn daemon_with(&self, name: &str, records: bool) -> anyhow::Result<Daemon> {
-        let urls = (self.fast.base_url(), self.stuck.base_url());
-        Daemon::start(&self.bin, &self.opts.out, name, (&urls.0, &urls.1), records).await
+        let up = Upstreams {
+            fast: self.fast.base_url(),
+            fast_anthropic: self.fast.anthropic_base_url(),
+            stuck: self.stuck.base_url(),
+        };
+        Daemon::start(&self.bin, &self.opts.out, name, &up, records).await
     }
 }
 
@@ -218,7 +225,7 @@ fn run(opts: Options) -> anyhow::Result<()> {
                                 "worker_processes": floor::workers()}),
             Err(why) => json!({"skipped": why}),
         },
-        "scenarios_run": (1..=6).filter(|n| opts.wants(*n)).collect::<Vec<u8>>(),
+        "scenarios_run": (1..=7).filter(|n| opts.wants(*n)).collect::<Vec<u8>>(),
     });
     let header = format!(
         "## Switchboard gateway benchmark ({mode}, {date}, {cores} cores)\n\n\
@@ -247,6 +254,12 @@ async fn scenarios(b: &Bench) -> anyhow::Result<(Report, String)> {
         scenarios_fanout::concurrency(b, &daemon, floor.as_ref(), &mut report).await?;
         finish_floor(floor, "concurrency", &mut report);
         finish_daemon(daemon, "concurrency", &mut report).await;
+    }
+    if b.opts.wants(7) {
+        let daemon = b.daemon("routes").await?;
+        settings = daemon.settings.clone();
+        scenarios_routes::routes(b, &daemon, &mut report).await?;
+        finish_daemon(daemon, "routes", &mut report).await;
     }
     if b.opts.wants(6) {
         let daemon = b.daemon("drain").await?;

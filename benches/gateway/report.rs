@@ -282,6 +282,7 @@ pub fn scenario_name(n: u8) -> &'static str {
         4 => "head-of-line",
         5 => "streaming",
         6 => "drain",
+        7 => "routes",
         _ => "?",
     }
 }

@@ -2,7 +2,8 @@
 //! the daemon without history and metrics, the floor (nginx on the same
 //! hop), the fake provider directly. The order reverses every round
 //! (A B C D, D C B A, …), so drift in the shared machine's load hits every
-//! side alike.
+//! side alike. [`run_rounds`] does the same for any set of legs (scenario
+//! 7's routes).
 
 use std::future::Future;
 use std::rc::Rc;
@@ -13,9 +14,10 @@ use anyhow::Context as _;
 use crate::Bench;
 use crate::daemon::Daemon;
 use crate::floor::Floor;
-use crate::http1::{Expect, Target, chat_body, chat_request};
+use crate::http1::{Expect, Target};
 use crate::load::Side;
 use crate::procfs::CpuProbe;
+use crate::requests::{chat_body, chat_request};
 use crate::stats::Stats;
 
 /// One side, its CPU probe, and all it measured.
@@ -26,6 +28,19 @@ pub struct Leg {
     probe: CpuProbe,
     /// Every round's figures, merged.
     pub stats: Stats,
+    /// Each round's rate and CPU alone, in order, so legs can be compared
+    /// round by round: a burst of other load on the machine then skews one
+    /// round's comparison, not the whole run's.
+    pub by_round: Vec<RoundFigures>,
+}
+
+/// One round's figures of one leg.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundFigures {
+    /// Successes per second.
+    pub rate: f64,
+    /// CPU µs per finished request: the load client, the fake, the gateway.
+    pub cpu: (f64, f64, f64),
 }
 
 /// The legs of a comparison, by role.
@@ -73,10 +88,18 @@ fn leg(b: &Bench, name: &'static str, via: Via, model: &str) -> Leg {
             None,
         ),
     };
-    Leg {
-        side,
-        probe: b.probe(gateway),
-        stats: Stats::default(),
+    Leg::new(side, b.probe(gateway))
+}
+
+impl Leg {
+    /// A leg that has measured nothing yet.
+    pub fn new(side: Rc<Side>, probe: CpuProbe) -> Leg {
+        Leg {
+            side,
+            probe,
+            stats: Stats::default(),
+            by_round: Vec::new(),
+        }
     }
 }
 
@@ -115,21 +138,7 @@ impl Legs {
         F: Fn(Rc<Side>) -> Fut,
         Fut: Future<Output = anyhow::Result<Stats>>,
     {
-        for round in 0..rounds {
-            let mut legs = self.all();
-            if round % 2 == 1 {
-                legs.reverse();
-            }
-            for leg in legs {
-                let before = leg.probe.sample();
-                let mut stats = load(leg.side.clone())
-                    .await
-                    .with_context(|| format!("the load through {}", leg.side.name))?;
-                stats.cpu = leg.probe.sample().since(&before);
-                leg.stats.merge(&stats);
-            }
-        }
-        Ok(())
+        run_rounds(self.all(), rounds, load).await
     }
 
     /// Warms every leg up with `load`.
@@ -138,11 +147,54 @@ impl Legs {
         F: Fn(Rc<Side>) -> Fut,
         Fut: Future<Output = anyhow::Result<Stats>>,
     {
-        for leg in self.all() {
-            load(leg.side.clone()).await?;
-        }
-        Ok(())
+        warm_up(self.all(), load).await
     }
+}
+
+/// Runs `load` on every one of `legs`, `rounds` times, the order reversed
+/// each round (A B C, C B A, A B C, …); each run's CPU is read around it
+/// alone.
+pub async fn run_rounds<F, Fut>(
+    mut legs: Vec<&mut Leg>,
+    rounds: usize,
+    load: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(Rc<Side>) -> Fut,
+    Fut: Future<Output = anyhow::Result<Stats>>,
+{
+    for round in 0..rounds {
+        if round > 0 {
+            legs.reverse();
+        }
+        for leg in legs.iter_mut() {
+            let before = leg.probe.sample();
+            let mut stats = load(leg.side.clone())
+                .await
+                .with_context(|| format!("the load through {}", leg.side.name))?;
+            stats.cpu = leg.probe.sample().since(&before);
+            leg.by_round.push(RoundFigures {
+                rate: stats.rate(),
+                cpu: stats.cpu_per_request(),
+            });
+            leg.stats.merge(&stats);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `load` once on every one of `legs`, measuring nothing: the
+/// connections it opens stay for the rounds, and the first round does not
+/// pay for them.
+pub async fn warm_up<F, Fut>(legs: Vec<&mut Leg>, load: F) -> anyhow::Result<()>
+where
+    F: Fn(Rc<Side>) -> Fut,
+    Fut: Future<Output = anyhow::Result<Stats>>,
+{
+    for leg in legs {
+        load(leg.side.clone()).await?;
+    }
+    Ok(())
 }
 
 /// Rounds and their length: 5 × 2 s per side (quick: 1 × 1 s).

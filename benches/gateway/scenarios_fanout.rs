@@ -12,8 +12,9 @@ use crate::Bench;
 use crate::daemon::Daemon;
 use crate::fanout::{self, Outcome};
 use crate::floor::Floor;
-use crate::http1::{Conn, Expect, Failure, Target, chat_body, chat_request};
+use crate::http1::{Conn, Expect, Failure, Target};
 use crate::report::{Compare, Report, Target as Goal};
+use crate::requests::{chat_body, chat_request};
 use crate::stats::{failures_json, quantiles};
 
 /// One request to make the daemon open its upstream connection and start

@@ -13,9 +13,10 @@ use crate::Bench;
 use crate::daemon::Daemon;
 use crate::fanout;
 use crate::floor::Floor;
-use crate::http1::{Expect, chat_body, chat_request};
+use crate::http1::Expect;
 use crate::load::{Side, closed_loop, open_loop};
 use crate::report::{Compare, Report, Target as Goal};
+use crate::requests::{chat_body, chat_request};
 use crate::rounds::{Leg, Legs, rounds};
 use crate::rows::{added_rows, cpu_rows, error_row, latency_rows, records_rows};
 use crate::stats::Stats;
@@ -24,8 +25,8 @@ use crate::stats::Stats;
 const RATE: f64 = 2000.0;
 /// Most connections the open loop may have busy at once, per side.
 const OPEN_LOOP_CAP: usize = 512;
-/// Scenario 2's connection count.
-const SATURATION_CONNS: usize = 64;
+/// Scenario 2's connection count (scenario 7's too).
+pub const SATURATION_CONNS: usize = 64;
 
 /// Scenario 1's open-loop load on every leg.
 async fn paced(

@@ -13,9 +13,10 @@ use crate::Bench;
 use crate::daemon::Daemon;
 use crate::fanout::{self, Outcome};
 use crate::floor::{Floor, UPSTREAM_KEEPALIVE};
-use crate::http1::{Expect, Target, chat_body, chat_request};
+use crate::http1::{Expect, Target};
 use crate::procfs::{CpuSample, Gateway};
 use crate::report::{Compare, Report, Target as Goal};
+use crate::requests::{chat_body, chat_request};
 
 /// The provider the streaming scenario goes through (HTTP/1.1 pool).
 const STREAM_PROVIDER: &str = "fast";
