@@ -26,7 +26,7 @@ use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -51,7 +51,6 @@ enum State {
 
 /// One connection's state, shared by its stream and its service (same
 /// thread: a shard serves a connection on the thread that accepted it).
-#[derive(Debug)]
 pub struct Clock {
     state: Cell<State>,
     /// `server.keep_alive_ms`.
@@ -62,6 +61,10 @@ pub struct Clock {
     served: Cell<bool>,
     /// When the socket began to be handed over, if it is.
     handover: Cell<Option<Instant>>,
+    /// The connection's task, when a read found it busy (no deadline to
+    /// arm): woken when it waits again, so the idle deadline is armed even
+    /// if hyper does not read again on its own.
+    parked: Cell<Option<Waker>>,
 }
 
 impl Clock {
@@ -73,6 +76,7 @@ impl Clock {
             head,
             served: Cell::new(false),
             handover: Cell::new(None),
+            parked: Cell::new(None),
         })
     }
 
@@ -93,6 +97,9 @@ impl Clock {
     /// The answer has been written: the connection waits for the next head.
     pub fn waiting(&self) {
         self.state.set(State::Waiting(Instant::now()));
+        if let Some(task) = self.parked.take() {
+            task.wake();
+        }
     }
 
     /// Bytes arrived: a head starts if the connection was waiting.
@@ -152,7 +159,10 @@ impl<S> Timed<S> {
     /// Whether the deadline in force has passed; if not, the task is woken
     /// when it does.
     fn expired(&mut self, cx: &mut Context<'_>) -> Option<Expiry> {
-        let (deadline, expiry) = self.clock.deadline()?;
+        let Some((deadline, expiry)) = self.clock.deadline() else {
+            self.clock.parked.set(Some(cx.waker().clone()));
+            return None;
+        };
         if deadline != self.armed {
             self.armed = deadline;
             self.sleep.as_mut().reset(deadline);
