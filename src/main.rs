@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: switchboard::cli::ServeArgs) -> anyhow::Result<()> {
-    logging::init(args.log_format);
+    let _flush = logging::init(args.log_format);
     let source = server::Source {
         path: args.config,
         socket: args.socket,
