@@ -4,8 +4,10 @@
 //! shard shares, then `server.workers` shards: each is a thread (an actix
 //! arbiter) running a supervisor, a logger, provider actors, and its own
 //! accept loop on the shared listener, so a request is served — handler,
-//! supervisor, session, provider call, answer — on the thread that accepted
-//! its connection, never crossing to another. HTTP is hyper's HTTP/1.1
+//! supervisor, session, provider call, answer — on the thread that serves
+//! its connection, never crossing to another (a connection changes thread
+//! at most once, when accepted, to keep the shards' counts even: see
+//! [`balance`]). HTTP is hyper's HTTP/1.1
 //! server, straight on the Unix listener (see [`listen`]). When the shutdown
 //! actor reports the drain done, the shards stop accepting, their last
 //! answers are written, and `run` removes the socket and returns.
