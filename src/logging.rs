@@ -140,12 +140,13 @@ impl Write for Line {
         match self {
             Line::Now(stderr) => stderr.write(bytes),
             Line::Batched => {
-                let mut waiting = lock();
-                waiting.extend_from_slice(bytes);
-                if waiting.len() >= FLUSH_AT {
-                    let lines = std::mem::take(&mut *waiting);
-                    drop(waiting);
-                    io::stderr().lock().write_all(&lines)?;
+                let full = {
+                    let mut waiting = lock();
+                    waiting.extend_from_slice(bytes);
+                    waiting.len() >= FLUSH_AT
+                };
+                if full {
+                    flush();
                 }
                 Ok(bytes.len())
             }

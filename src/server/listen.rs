@@ -1,8 +1,8 @@
 //! One shard's accept loop and its connections: hyper's HTTP/1.1 server
 //! straight on the shared Unix listener (and on the optional loopback TCP
 //! listeners: the whole API on `server.listen_tcp`, `GET /metrics` alone on
-//! `server.metrics_listen`), each connection served on the thread that
-//! accepted it.
+//! `server.metrics_listen`), each connection served on one shard's thread
+//! from its first byte to its last.
 //!
 //! Every shard accepts on its own copy of the listening socket, and a
 //! connection's requests never leave the shard that serves it: the one
@@ -33,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Notify, watch};
 
-use super::balance::{Accepted, Balance, Inbox, Seat};
+use super::balance::{Accepted, Balance, Handed, Inbox, Seat};
 use super::clock::{Answered, Clock, Timed};
 use super::http::Body;
 use super::peers::{Access, Caller};
@@ -214,9 +214,7 @@ pub async fn serve(listeners: Shared, cx: Ctx, stop: watch::Receiver<Stop>, mut 
                 accepted.map(|(stream, _, _)| Accepted::Metrics(stream))
             }
             Some((handed, seat)) = lane.inbox.recv() => {
-                if let Ok(accepted) = handed.into_tokio() {
-                    serving.connection(accepted, seat);
-                }
+                serving.handed(handed, seat);
                 continue;
             }
             _ = accepting.wait_for(|stop| *stop != Stop::Serving) => break,
@@ -227,16 +225,7 @@ pub async fn serve(listeners: Shared, cx: Ctx, stop: watch::Receiver<Stop>, mut 
         }
     }
     drop((socket, tcp, metrics));
-    // Connections handed here as the shards stopped are served, not lost.
-    lane.inbox.close();
-    while let Some((handed, seat)) = lane.inbox.recv().await {
-        if let Ok(accepted) = handed.into_tokio() {
-            serving.connection(accepted, seat);
-        }
-    }
-    while serving.open.count.get() > 0 {
-        serving.open.none.notified().await;
-    }
+    serving.finish(lane.inbox).await;
 }
 
 /// Serves `accepted` here, or hands it to a shard with fewer connections.
@@ -251,6 +240,26 @@ fn take(serving: &Serving, lane: &Lane, accepted: Accepted) {
 }
 
 impl Serving {
+    /// Serves a connection another shard accepted for this one.
+    fn handed(&self, handed: Handed, seat: Seat) {
+        match handed.into_tokio() {
+            Ok(accepted) => self.connection(accepted, seat),
+            Err(err) => tracing::warn!(%err, "a connection handed to this shard was lost"),
+        }
+    }
+
+    /// After the last accept: serves what was handed here as the shards
+    /// stopped (not lost), then waits for every connection to end.
+    async fn finish(&self, mut inbox: Inbox) {
+        inbox.close();
+        while let Some((handed, seat)) = inbox.recv().await {
+            self.handed(handed, seat);
+        }
+        while self.open.count.get() > 0 {
+            self.open.none.notified().await;
+        }
+    }
+
     /// Serves one connection on this shard, once it is known who is behind it.
     fn connection(&self, accepted: Accepted, seat: Seat) {
         match accepted {

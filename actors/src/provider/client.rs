@@ -64,7 +64,8 @@ pub fn http(connect_timeout: Duration, h2c: bool) -> Result<Http, String> {
     Ok(builder.build(tls))
 }
 
-/// Parses an endpoint once, when its provider is built.
+/// Parses an endpoint once, when its provider is built (and checks a
+/// settings file's URLs the same way).
 pub fn endpoint(url: &str) -> Result<Uri, String> {
     let uri: Uri = url
         .parse()
@@ -113,9 +114,6 @@ fn io_kind(err: &HttpError) -> Option<io::ErrorKind> {
 /// host; it never holds a key, but ours is steadier to read).
 pub fn describe(err: &HttpError) -> &'static str {
     if err.is_connect() {
-        if io_kind(err) == Some(io::ErrorKind::TimedOut) {
-            return "timed out connecting";
-        }
         return "could not connect";
     }
     let hyper = err.source().and_then(|s| s.downcast_ref::<hyper::Error>());

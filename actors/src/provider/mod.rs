@@ -38,6 +38,7 @@ use crate::request::Forwarded;
 use crate::settings::{ProviderKind, ProviderSettings};
 use crate::wire::Wire;
 
+pub use client::endpoint;
 pub use health::Health;
 
 /// Asks the provider for one answer: a chat completion, an Anthropic

@@ -376,13 +376,10 @@ impl ProviderSettings {
     }
 }
 
-/// Checks that the setting `key` holds an http(s) URL.
+/// Checks that the setting `key` holds an http(s) URL, as the provider
+/// will parse it.
 fn check_url(key: &str, url: &str) -> Result<(), String> {
-    let parsed: hyper::Uri = url
-        .parse()
-        .map_err(|err| format!("{key} `{url}` is not a URL: {err}"))?;
-    if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
-        return Err(format!("{key} must start with http:// or https://"));
-    }
-    Ok(())
+    crate::provider::endpoint(url)
+        .map(drop)
+        .map_err(|err| format!("{key}: {err}"))
 }
