@@ -17,8 +17,12 @@ use switchboard_testkit::FakeProvider;
 /// The cap the daemon is given: far below the event the fake sends.
 const CAP: usize = 64 * 1024;
 
-/// The fake's event: 1 MiB of content, 16 times the cap, in 1 KiB writes.
-const OVERSIZED: &str = "fake/bigevent-1048576-1024";
+/// The fake's event: 16 MiB of content, 256 times the cap, in 4 KiB writes.
+/// More than loopback's socket buffers hold (a 4 MiB send buffer here, and
+/// a receive buffer that grows only as the daemon reads): were it smaller,
+/// a daemon slowed by a loaded machine could see the fake finish writing
+/// into the buffers before it closed, and the abort would go unseen.
+const OVERSIZED: &str = "fake/bigevent-16777216-4096";
 
 /// How long any one stream may take before the test gives up on it.
 const GIVE_UP: Duration = Duration::from_secs(20);
