@@ -22,6 +22,9 @@ pub struct Limited {
     first: Option<Bytes>,
     /// The pieces copied together, once there are several.
     joined: BytesMut,
+    /// Room to make for them then: the declared length, up to 64 KiB (a
+    /// body in one piece, the usual case, allocates nothing here).
+    room: usize,
 }
 
 impl Limited {
@@ -35,7 +38,8 @@ impl Limited {
         Ok(Self {
             limit,
             first: None,
-            joined: BytesMut::with_capacity(room.min(64 * 1024)),
+            joined: BytesMut::new(),
+            room: room.min(64 * 1024),
         })
     }
 
@@ -58,6 +62,8 @@ impl Limited {
             None if self.joined.is_empty() => self.first = Some(chunk),
             first => {
                 if let Some(first) = first {
+                    self.joined
+                        .reserve(self.room.max(first.len() + chunk.len()));
                     self.joined.extend_from_slice(&first);
                 }
                 self.joined.extend_from_slice(&chunk);

@@ -1,5 +1,8 @@
-//! The upstream HTTP client of the `openai` provider kind: hyper-util's
-//! pooled client over rustls, used as it is rather than through reqwest.
+//! The upstream HTTP client of the `openai` provider kind: the daemon's
+//! own HTTP/1.1 pool ([`super::h1`]) for plain `http://` endpoints, and
+//! hyper-util's pooled client over rustls for `https://` and HTTP/2, used as
+//! it is rather than through reqwest. [`Client::send`] hides which one a
+//! call takes: both give a [`Reply`] whose body is a stream of pieces.
 //!
 //! reqwest wrapped every call in its own request, response and body types
 //! and parsed a `Url` per call; on the daemon's busiest path (an instant
@@ -13,19 +16,26 @@
 
 use std::error::Error as _;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::Stream;
 use http_body_util::Full;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::Authority;
 use hyper::{Method, Request, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::h1;
+
 /// A pooled upstream client.
-pub type Http = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type Http = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The error an upstream call fails with.
 pub type HttpError = hyper_util::client::legacy::Error;
@@ -53,7 +63,7 @@ pub fn http(connect_timeout: Duration, h2c: bool) -> Result<Http, String> {
         .enable_http1()
         .enable_http2()
         .wrap_connector(tcp);
-    let mut builder = Client::builder(TokioExecutor::new());
+    let mut builder = HyperClient::builder(TokioExecutor::new());
     builder
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
@@ -62,6 +72,173 @@ pub fn http(connect_timeout: Duration, h2c: bool) -> Result<Http, String> {
         .retry_canceled_requests(false)
         .http2_only(h2c);
     Ok(builder.build(tls))
+}
+
+/// The clients one provider's calls go out on (for one connect timeout).
+pub struct Client {
+    /// The daemon's own pools, one per plain-`http://` authority among the
+    /// provider's endpoints (none when it speaks HTTP/2 by prior knowledge).
+    own: Vec<(Authority, h1::Pool)>,
+    /// hyper's client, for every other endpoint.
+    hyper: Http,
+}
+
+/// An answer's head and its body.
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Whether it is a server-sent event stream.
+    pub sse: bool,
+    /// The length its head announces, if it does.
+    pub length: Option<u64>,
+    /// Its headers when it is not a success (for retry hints).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: ReplyBody,
+}
+
+/// An answer's body from either client: a stream of pieces, failing with
+/// a sentence in the daemon's words.
+pub enum ReplyBody {
+    /// From the daemon's own client.
+    Own(h1::Body),
+    /// From hyper's.
+    Hyper(Incoming),
+}
+
+/// Why a call got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Connecting ran out of the connect timeout.
+    ConnectTimeout,
+    /// Anything else, in the daemon's words.
+    Failed(&'static str),
+}
+
+impl Client {
+    /// The clients for a provider whose endpoints are `urls`.
+    pub fn new(urls: &[&Uri], connect_timeout: Duration, h2c: bool) -> Result<Self, String> {
+        let mut own: Vec<(Authority, h1::Pool)> = Vec::new();
+        for uri in urls.iter().filter(|_| !h2c) {
+            if let (Some("http"), Some(authority)) = (uri.scheme_str(), uri.authority())
+                && !own.iter().any(|(known, _)| known == authority)
+            {
+                let port = authority.port_u16().unwrap_or(80);
+                let pool = h1::Pool::new(authority.host(), port, connect_timeout);
+                own.push((authority.clone(), pool));
+            }
+        }
+        Ok(Self {
+            own,
+            hyper: http(connect_timeout, h2c)?,
+        })
+    }
+
+    /// `POST`s `body` to `uri` with `headers` and reads the answer's head.
+    pub async fn send(
+        &self,
+        uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Reply, SendError> {
+        let own = uri
+            .authority()
+            .and_then(|authority| self.own.iter().find(|(known, _)| known == authority));
+        if let Some((_, pool)) = own {
+            let head = render_head(uri, headers, body.len());
+            let (head, body) = pool.send(&head, &body).await.map_err(own_error)?;
+            return Ok(Reply {
+                status: head.status,
+                sse: head.sse,
+                length: head.length,
+                headers: head.headers,
+                body: ReplyBody::Own(body),
+            });
+        }
+        let response = self
+            .hyper
+            .request(post(uri, headers, body))
+            .await
+            .map_err(|err| match is_connect_timeout(&err) {
+                true => SendError::ConnectTimeout,
+                false => SendError::Failed(describe(&err)),
+            })?;
+        let (parts, body) = response.into_parts();
+        let text = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        Ok(Reply {
+            status: parts.status.as_u16(),
+            sse: text(CONTENT_TYPE).is_some_and(|v| v.starts_with("text/event-stream")),
+            length: text(CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+            headers: parts.headers,
+            body: ReplyBody::Hyper(body),
+        })
+    }
+}
+
+/// A request's head for the daemon's own client: what hyper would write.
+fn render_head(uri: &Uri, headers: &[(HeaderName, HeaderValue)], length: usize) -> Vec<u8> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"POST ");
+    head.extend_from_slice(path.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut line = |name: &[u8], value: &[u8]| {
+        head.extend_from_slice(name);
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value);
+        head.extend_from_slice(b"\r\n");
+    };
+    line(b"host", authority.as_bytes());
+    line(b"user-agent", USER_AGENT.as_bytes());
+    for (name, value) in headers {
+        line(name.as_str().as_bytes(), value.as_bytes());
+    }
+    line(b"content-length", length.to_string().as_bytes());
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// The own client's failures in the words hyper's get.
+fn own_error(error: h1::Error) -> SendError {
+    match error {
+        h1::Error::ConnectTimeout => SendError::ConnectTimeout,
+        h1::Error::Connect => SendError::Failed("could not connect"),
+        h1::Error::Send => SendError::Failed("the connection broke while the request was sent"),
+        h1::Error::Closed | h1::Error::Protocol(_) => {
+            SendError::Failed("the request failed (connection reset or protocol error)")
+        }
+    }
+}
+
+impl Stream for ReplyBody {
+    type Item = Result<Bytes, &'static str>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut() {
+            ReplyBody::Own(body) => Pin::new(body).poll_next(cx),
+            ReplyBody::Hyper(body) => loop {
+                let frame = match std::task::ready!(Pin::new(&mut *body).poll_frame(cx)) {
+                    None => return Poll::Ready(None),
+                    Some(Err(err)) => return Poll::Ready(Some(Err(describe_body(&err)))),
+                    Some(Ok(frame)) => frame,
+                };
+                if let Ok(data) = frame.into_data() {
+                    return Poll::Ready(Some(Ok(data)));
+                }
+            },
+        }
+    }
+}
+
+impl ReplyBody {
+    /// Whether the whole body has been read.
+    pub fn is_end(&self) -> bool {
+        match self {
+            ReplyBody::Own(body) => body.is_end(),
+            ReplyBody::Hyper(body) => body.is_end_stream(),
+        }
+    }
 }
 
 /// Parses an endpoint once, when its provider is built (and checks a

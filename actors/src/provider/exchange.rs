@@ -9,13 +9,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt, stream};
-use http_body_util::{BodyDataStream, BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use hyper::{Request, Response};
+use hyper::Uri;
+use hyper::header::{HeaderName, HeaderValue};
 
 use super::Upstream;
-use super::client::{Http, describe, describe_body, is_connect_timeout};
+use super::client::{Client, Reply, ReplyBody, SendError};
 use super::retry::{hinted_wait, retryable_status};
 use super::sse::{EventSplitter, EventTooLarge};
 use crate::body::Limited;
@@ -53,8 +51,8 @@ pub struct Failure {
 /// One attempt: sends the request and reads the answer (or the start of the
 /// stream).
 pub async fn exchange(
-    client: &Http,
-    request: Request<Full<Bytes>>,
+    client: &Client,
+    (uri, headers, body): (&Uri, &[(HeaderName, HeaderValue)], Bytes),
     provider: &str,
     stream: bool,
     limits: Limits,
@@ -69,35 +67,38 @@ pub async fn exchange(
         wait: None,
         unhealthy: true,
     };
-    let response = client.request(request).await.map_err(|err| {
-        if is_connect_timeout(&err) {
-            let timeout_ms = u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX);
-            let error = GatewayError::Timeout {
-                which: Deadline::Connect,
-                timeout_ms,
-            };
-            return Failure {
-                error,
-                retry: true,
-                wait: None,
-                unhealthy: true,
-            };
-        }
-        failed(describe(&err).into(), true)
-    })?;
-    let status = response.status();
-    if !status.is_success() {
-        let wait = hinted_wait(response.headers());
-        let body = read_limited(response, MAX_ERROR_BODY)
+    let reply = client
+        .send(uri, headers, body)
+        .await
+        .map_err(|err| match err {
+            SendError::ConnectTimeout => {
+                let timeout_ms = u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX);
+                let error = GatewayError::Timeout {
+                    which: Deadline::Connect,
+                    timeout_ms,
+                };
+                Failure {
+                    error,
+                    retry: true,
+                    wait: None,
+                    unhealthy: true,
+                }
+            }
+            SendError::Failed(why) => failed(why.into(), true),
+        })?;
+    let status = reply.status;
+    if !(200..300).contains(&status) {
+        let wait = hinted_wait(&reply.headers);
+        let body = read_limited(reply, MAX_ERROR_BODY)
             .await
             .unwrap_or_default();
-        let error = status_error(provider, status.as_u16(), &body);
+        let error = status_error(provider, status, &body);
         let code = match &error {
             GatewayError::ProviderStatus { code, .. } => code.as_deref(),
             _ => None,
         };
-        let retry = retryable_status(status.as_u16(), code);
-        let unhealthy = retry || matches!(status.as_u16(), 401 | 403) || status.is_server_error();
+        let retry = retryable_status(status, code);
+        let unhealthy = retry || matches!(status, 401 | 403) || status >= 500;
         return Err(Failure {
             error,
             retry,
@@ -106,53 +107,39 @@ pub async fn exchange(
         });
     }
     if stream {
-        let is_sse = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if !is_sse {
+        if !reply.sse {
             let reason = "asked for a stream, the provider answered without one".into();
             return Err(failed(reason, false));
         }
-        let events = events(response, provider.to_owned(), limits.event);
+        let events = events(reply.body, provider.to_owned(), limits.event);
         return Ok(Upstream::Stream(events));
     }
-    let body = read_limited(response, limits.response)
+    let body = read_limited(reply, limits.response)
         .await
         .map_err(|reason| failed(reason, false))?;
     Ok(Upstream::Complete(body))
 }
 
 /// Reads a body of at most `max` bytes.
-pub async fn read_limited(response: Response<Incoming>, max: usize) -> Result<Bytes, String> {
+pub async fn read_limited(reply: Reply, max: usize) -> Result<Bytes, String> {
     let too_large = |_| format!("the answer is larger than {max} bytes");
-    let mut body = Limited::new(max, content_length(&response)).map_err(too_large)?;
-    let mut incoming = response.into_body();
-    while let Some(frame) = incoming.frame().await {
-        let frame = frame.map_err(|err| format!("reading the answer: {}", describe_body(&err)))?;
-        if let Ok(chunk) = frame.into_data() {
-            body.push(chunk).map_err(too_large)?;
-        }
+    let mut body = Limited::new(max, reply.length).map_err(too_large)?;
+    let mut pieces = reply.body;
+    while let Some(piece) = pieces.next().await {
+        let piece = piece.map_err(|why| format!("reading the answer: {why}"))?;
+        body.push(piece).map_err(too_large)?;
     }
     Ok(body.finish())
-}
-
-/// The length the answer's head announces, if it does.
-fn content_length(response: &Response<Incoming>) -> Option<u64> {
-    let value = response.headers().get(CONTENT_LENGTH)?;
-    value.to_str().ok()?.parse().ok()
 }
 
 /// The answer's complete events, as the provider framed them, ending before
 /// `[DONE]` (or at the end of the body); an event over `max_event` bytes
 /// ends it with an error, and dropping the body aborts the upstream call.
 fn events(
-    response: Response<Incoming>,
+    body: ReplyBody,
     provider: String,
     max_event: usize,
 ) -> futures_util::stream::BoxStream<'static, Result<Bytes, GatewayError>> {
-    let body = BodyDataStream::new(response.into_body());
     let state = Some((body, EventSplitter::new(max_event)));
     stream::unfold(state, move |state| {
         let provider = provider.clone();
@@ -163,9 +150,7 @@ fn events(
                     Some(Ok(chunk)) => chunk,
                     None if !splitter.has_partial() => return None,
                     None => return Some((Err(broke(provider, "it ended mid-event")), None)),
-                    Some(Err(err)) => {
-                        return Some((Err(broke(provider, describe_body(&err))), None));
-                    }
+                    Some(Err(why)) => return Some((Err(broke(provider, why)), None)),
                 };
                 let split = match splitter.push(chunk) {
                     Ok(split) => split,
@@ -190,11 +175,8 @@ const BODY_END_GRACE: Duration = Duration::from_secs(1);
 /// Reads what is left of a body after `[DONE]` (usually just the chunked
 /// encoding's last chunk) beside the session, so its connection goes back to
 /// the pool instead of being closed and reopened for the next stream.
-fn finish_body<S>(mut body: S)
-where
-    S: futures_util::Stream + Unpin + 'static,
-{
-    if matches!(body.next().now_or_never(), Some(None)) {
+fn finish_body(mut body: ReplyBody) {
+    if body.is_end() || matches!(body.next().now_or_never(), Some(None)) {
         return;
     }
     actix_rt::spawn(async move {

@@ -17,6 +17,7 @@
 
 mod client;
 mod exchange;
+mod h1;
 mod health;
 mod mock;
 mod openai;

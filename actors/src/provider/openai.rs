@@ -22,7 +22,7 @@ use futures_util::FutureExt;
 use hyper::Uri;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 
-use super::client::{Http, endpoint, http, post};
+use super::client::{Client, endpoint};
 use super::exchange::{Failure, Limits, exchange};
 use super::retry::backoff;
 use super::{Call, CallFuture, Health, Upstream};
@@ -74,7 +74,7 @@ pub struct Openai {
     /// Configured name, for errors.
     name: Arc<str>,
     /// Pooled clients by connect timeout; the first is the provider's own.
-    clients: Vec<(Duration, Http)>,
+    clients: Vec<(Duration, Arc<Client>)>,
     /// The endpoint of each wire it serves, by [`Wire::index`] (boxed: four
     /// URLs would make every provider actor's backend enum that much larger).
     urls: Box<[Option<Uri>; Wire::COUNT]>,
@@ -107,12 +107,13 @@ impl Openai {
                 timeouts.push(ms);
             }
         }
+        let served: Vec<&Uri> = urls.iter().flatten().collect();
         let clients = timeouts
             .into_iter()
             .map(|ms| {
                 let timeout = Duration::from_millis(ms);
-                http(timeout, settings.http2_prior_knowledge)
-                    .map(|client| (timeout, client))
+                Client::new(&served, timeout, settings.http2_prior_knowledge)
+                    .map(|client| (timeout, Arc::new(client)))
                     .map_err(|err| format!("providers.{name}: cannot build its HTTP client: {err}"))
             })
             .collect::<Result<_, _>>()?;
@@ -164,9 +165,15 @@ impl Openai {
             .1
             .clone();
         let headers = headers(&call, auth);
-        let request = move |body| post(&url, &headers, body);
         let (retry, limits) = (self.retry, self.limits);
-        let attempts = attempts(call, (client, provider), request, retry, limits, health);
+        let attempts = attempts(
+            call,
+            (client, provider),
+            (url, headers),
+            retry,
+            limits,
+            health,
+        );
         CallFuture(attempts.boxed())
     }
 }
@@ -209,8 +216,8 @@ fn headers(
 /// the next wait would pass the session's deadline.
 async fn attempts(
     call: Call,
-    (client, provider): (Http, Arc<str>),
-    request: impl Fn(bytes::Bytes) -> hyper::Request<http_body_util::Full<bytes::Bytes>>,
+    (client, provider): (Arc<Client>, Arc<str>),
+    (url, headers): (Uri, Vec<(HeaderName, HeaderValue)>),
     retry: RetryPolicy,
     limits: Limits,
     health: Arc<Health>,
@@ -218,7 +225,7 @@ async fn attempts(
     let mut retries = 0;
     loop {
         call.recorder.attempt_started();
-        let sent = request(call.body.clone());
+        let sent = (&url, headers.as_slice(), call.body.clone());
         let answer = exchange(
             &client,
             sent,
