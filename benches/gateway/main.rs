@@ -254,6 +254,9 @@ async fn scenarios(b: &Bench) -> anyhow::Result<(Report, String)> {
         scenarios_fanout::concurrency(b, &daemon, floor.as_ref(), &mut report).await?;
         finish_floor(floor, "concurrency", &mut report);
         finish_daemon(daemon, "concurrency", &mut report).await;
+        let daemon = b.daemon("concurrency-h1").await?;
+        scenarios_fanout::concurrency_h1(b, &daemon, &mut report).await?;
+        finish_daemon(daemon, "concurrency-h1", &mut report).await;
     }
     if b.opts.wants(7) {
         let daemon = b.daemon("routes").await?;

@@ -68,12 +68,18 @@ struct Memory {
     hwm: Option<u64>,
 }
 
-/// Scenario 3's daemon side: `n` requests at once on `wide`, each on its
-/// own connection, sampling the daemon's memory while they are live.
-async fn through_daemon(b: &Bench, daemon: &Daemon, n: usize) -> (Rc<Outcome>, Memory) {
+/// Scenario 3's daemon side: `n` requests at once on `model` (a 2 s
+/// delay), each on its own connection, sampling the daemon's memory while
+/// they are live.
+async fn through_daemon(
+    b: &Bench,
+    daemon: &Daemon,
+    model: &str,
+    n: usize,
+) -> (Rc<Outcome>, Memory) {
     let before = daemon.rss_kib().unwrap_or(0);
     let base = b.fast.in_flight();
-    let request: Rc<[u8]> = chat_request(&chat_body("wide/delay-2000", false)).into();
+    let request: Rc<[u8]> = chat_request(&chat_body(model, false)).into();
     let expect = Expect::Completion { session: true };
     let run = fanout::start(&daemon.target(), request, expect, n).await;
     let (mut live, mut at_live) = (0, None);
@@ -110,7 +116,7 @@ pub async fn concurrency(
 ) -> anyhow::Result<()> {
     let n = if b.opts.quick { 500 } else { 10_000 };
     warm(daemon, "wide/instant", r, 3).await;
-    let (d, memory) = through_daemon(b, daemon, n).await;
+    let (d, memory) = through_daemon(b, daemon, "wide/delay-2000", n).await;
     let body = chat_body("delay-2000", false);
     let x = fanout::h2c_all_at_once(&Target::Tcp(b.fast.addr()), &body, n).await;
     let f = match floor {
@@ -130,6 +136,47 @@ pub async fn concurrency(
             "live_at_sample": memory.live, "rss_after_kib": memory.after, "hwm_kib": memory.hwm,
             "daemon": outcome_json(&d), "direct_h2c": outcome_json(&x),
             "floor_h2c": f.map(|(o, _)| outcome_json(o)), "floor_hwm_kib": f.and_then(|f| f.1),
+        }),
+    );
+    Ok(())
+}
+
+/// Sessions of scenario 3's HTTP/1.1 leg: each holds a client socket and an
+/// upstream one in the daemon, and the bench process holds the client's
+/// and the in-process fake's, so 4,000 stay well inside the 20,000-fd limit
+/// of each process.
+const H1_SESSIONS: usize = 4_000;
+
+/// Scenario 3's HTTP/1.1 leg, on a daemon of its own (so its memory is not
+/// what the 10,000 left behind): [`H1_SESSIONS`] at once on `fast`, one
+/// upstream connection per session from the daemon's own pool, as a
+/// plain-`http://` provider (a local server) gets.
+pub async fn concurrency_h1(b: &Bench, daemon: &Daemon, r: &mut Report) -> anyhow::Result<()> {
+    let n = if b.opts.quick { 250 } else { H1_SESSIONS };
+    warm(daemon, "fast/instant", r, 3).await;
+    let (d, memory) = through_daemon(b, daemon, "fast/delay-2000", n).await;
+    let per = (memory.at_live.filter(|_| memory.live > 0))
+        .map(|l| (l as f64 - memory.before as f64) / memory.live as f64);
+    let ok = Some(d.ok.get() as f64);
+    let name = format!("HTTP/1.1 upstream, {n} at once: requests completed (200)");
+    r.add(
+        3,
+        &name,
+        ok,
+        None,
+        Compare::None,
+        Some(Goal::AtLeast(n as f64)),
+    );
+    let name = format!("HTTP/1.1 upstream, {n} at once: RSS per live session (KiB)");
+    r.add(3, &name, per, None, Compare::None, None);
+    let name = format!("HTTP/1.1 upstream, {n} at once: peak RSS, VmHWM (MB)");
+    r.add(3, &name, memory.hwm.map(mb), None, Compare::None, None);
+    r.raw(
+        "3_concurrency_h1",
+        json!({
+            "n": n, "rss_before_kib": memory.before, "rss_live_kib": memory.at_live,
+            "live_at_sample": memory.live, "rss_after_kib": memory.after, "hwm_kib": memory.hwm,
+            "daemon": outcome_json(&d),
         }),
     );
     Ok(())

@@ -4,7 +4,7 @@
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
@@ -19,10 +19,15 @@ const MAX_HEADERS: usize = 100;
 /// The largest answer head accepted (hyper's default limit is about this).
 const MAX_HEAD: usize = 64 * 1024;
 
-/// What a read asks the buffer to have room for: a small answer (a chat
-/// completion is 0.5–2 KiB) fits in one read, and the allocation stays in
-/// jemalloc's small classes.
-const READ_SIZE: usize = 8 * 1024;
+/// The most one read takes: a chat completion (0.5–2 KiB) or a burst of
+/// stream events fits in one, and a large answer takes few syscalls.
+const READ_SIZE: usize = 16 * 1024;
+
+/// An idle connection is probed (one `recv`) before reuse only when it has
+/// been idle this long: one the provider closed sooner is rare (idle
+/// timeouts are 5 s and more), and a call that meets one goes on with a
+/// new connection anyway (see [`super::pool`]).
+const PROBE_AFTER: Duration = Duration::from_secs(1);
 
 /// An open connection and what has been read on it but not used yet.
 pub(super) struct Conn {
@@ -64,12 +69,16 @@ impl Conn {
 
     /// Whether an idle connection is still open: a connection the provider
     /// closed (or wrote to unasked) is readable. Costs a syscall only when
-    /// the socket was readable since it was last read to `WouldBlock`.
-    pub fn is_open(&self) -> bool {
+    /// the socket was readable since it was last read to `WouldBlock`, and
+    /// it has been idle for [`PROBE_AFTER`].
+    pub fn is_open(&self, now: Instant) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match self.io.poll_read_ready(&mut cx) {
             Poll::Pending => true,
             Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) if now.saturating_duration_since(self.idle_since) < PROBE_AFTER => {
+                true
+            }
             Poll::Ready(Ok(())) => {
                 let mut probe = [0u8; 1];
                 matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
@@ -139,17 +148,21 @@ impl Conn {
         Ok(Some(head))
     }
 
-    /// Reads what the socket has into the buffer; `Ok(0)` is its end. Waits
-    /// for readiness first, so no buffer is allocated while nothing came.
+    /// Reads what the socket has into the buffer; `Ok(0)` is its end. The
+    /// read goes to the stack first and only what came is kept, so a
+    /// connection waiting on a slow provider holds no buffer, and what it
+    /// holds after is the size of what arrived.
     pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.io.poll_read_ready(cx))?;
-            if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
-                self.buf.reserve(READ_SIZE);
-            }
-            match self.io.try_read_buf(&mut self.buf) {
+            let mut read = [0u8; READ_SIZE];
+            match self.io.try_read(&mut read) {
+                Ok(n) => {
+                    self.buf.extend_from_slice(&read[..n]);
+                    return Poll::Ready(Ok(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
