@@ -3,11 +3,13 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::Error;
@@ -22,12 +24,6 @@ const MAX_HEAD: usize = 64 * 1024;
 /// The most one read takes: a chat completion (0.5–2 KiB) or a burst of
 /// stream events fits in one, and a large answer takes few syscalls.
 const READ_SIZE: usize = 16 * 1024;
-
-/// An idle connection is probed (one `recv`) before reuse only when it has
-/// been idle this long: one the provider closed sooner is rare (idle
-/// timeouts are 5 s and more), and a call that meets one goes on with a
-/// new connection anyway (see [`super::pool`]).
-const PROBE_AFTER: Duration = Duration::from_secs(1);
 
 /// An open connection and what has been read on it but not used yet.
 pub(super) struct Conn {
@@ -69,16 +65,12 @@ impl Conn {
 
     /// Whether an idle connection is still open: a connection the provider
     /// closed (or wrote to unasked) is readable. Costs a syscall only when
-    /// the socket was readable since it was last read to `WouldBlock`, and
-    /// it has been idle for [`PROBE_AFTER`].
-    pub fn is_open(&self, now: Instant) -> bool {
+    /// the socket was seen readable since its last short read.
+    pub fn is_open(&self) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match self.io.poll_read_ready(&mut cx) {
             Poll::Pending => true,
             Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) if now.saturating_duration_since(self.idle_since) < PROBE_AFTER => {
-                true
-            }
             Poll::Ready(Ok(())) => {
                 let mut probe = [0u8; 1];
                 matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
@@ -151,20 +143,15 @@ impl Conn {
     /// Reads what the socket has into the buffer; `Ok(0)` is its end. The
     /// read goes to the stack first and only what came is kept, so a
     /// connection waiting on a slow provider holds no buffer, and what it
-    /// holds after is the size of what arrived.
+    /// holds after is the size of what arrived. (tokio's `poll_read` forgets
+    /// the socket's readiness after a short read, so the next wait costs no
+    /// `recv` that would only say `EAGAIN`.)
     pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.io.poll_read_ready(cx))?;
-            let mut read = [0u8; READ_SIZE];
-            match self.io.try_read(&mut read) {
-                Ok(n) => {
-                    self.buf.extend_from_slice(&read[..n]);
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        let mut stack = [0u8; READ_SIZE];
+        let mut read = ReadBuf::new(&mut stack);
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+        self.buf.extend_from_slice(read.filled());
+        Poll::Ready(Ok(read.filled().len()))
     }
 }
 

@@ -135,7 +135,7 @@ impl Shared {
         let mut idle = self.idle.lock().ok()?;
         let now = Instant::now();
         while let Some(conn) = idle.conns.pop_back() {
-            if !expired(&conn, now) && conn.is_open(now) {
+            if !expired(&conn, now) && conn.is_open() {
                 return Some(conn);
             }
         }
@@ -176,7 +176,7 @@ async fn sweep(pool: Weak<Shared>) {
         };
         let now = Instant::now();
         idle.conns
-            .retain(|conn| !expired(conn, now) && conn.is_open(now));
+            .retain(|conn| !expired(conn, now) && conn.is_open());
         if idle.conns.is_empty() {
             idle.sweeping = false;
             return;
