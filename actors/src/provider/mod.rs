@@ -17,7 +17,7 @@
 
 mod client;
 mod exchange;
-mod h1;
+pub mod h1;
 mod health;
 mod mock;
 mod openai;

@@ -18,6 +18,8 @@
 
 mod body;
 mod conn;
+pub mod decode;
+pub mod head;
 mod pool;
 #[cfg(test)]
 mod tests;

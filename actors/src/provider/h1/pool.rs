@@ -16,7 +16,8 @@ use tokio::net::TcpStream;
 
 use super::Error;
 use super::body::Body;
-use super::conn::{Conn, Head};
+use super::conn::Conn;
+use super::head::Head;
 
 /// Idle connections are closed after this; providers' own idle timeouts
 /// are typically 60–120 s, so reuse stays likely and no half-dead
