@@ -178,7 +178,11 @@ impl Client {
 /// A request's head for the daemon's own client: what hyper would write.
 fn render_head(uri: &Uri, headers: &[(HeaderName, HeaderValue)], length: usize) -> Vec<u8> {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let authority = uri.authority().map_or("", |a| a.as_str());
+    // The authority without any `user:password@` in the URL.
+    let host = uri.authority().map_or("", |a| {
+        let all = a.as_str();
+        all.rsplit_once('@').map_or(all, |(_, host)| host)
+    });
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(b"POST ");
     head.extend_from_slice(path.as_bytes());
@@ -189,7 +193,7 @@ fn render_head(uri: &Uri, headers: &[(HeaderName, HeaderValue)], length: usize) 
         head.extend_from_slice(value);
         head.extend_from_slice(b"\r\n");
     };
-    line(b"host", authority.as_bytes());
+    line(b"host", host.as_bytes());
     line(b"user-agent", USER_AGENT.as_bytes());
     for (name, value) in headers {
         line(name.as_str().as_bytes(), value.as_bytes());
@@ -315,6 +319,27 @@ pub fn describe_body(err: &hyper::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_own_clients_request_head_is_what_hyper_would_write() {
+        let uri: Uri = "http://me:secret@127.0.0.1:8080/v1/chat/completions?x=1"
+            .parse()
+            .expect("a URI");
+        let headers = [(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )];
+        let head = render_head(&uri, &headers, 42);
+        let text = String::from_utf8(head).expect("ASCII");
+        assert_eq!(
+            text,
+            format!(
+                "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\
+                 user-agent: {USER_AGENT}\r\ncontent-type: application/json\r\n\
+                 content-length: 42\r\n\r\n"
+            )
+        );
+    }
 
     #[test]
     fn endpoints_must_be_http_urls_with_a_host() {
