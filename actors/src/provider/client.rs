@@ -45,6 +45,16 @@ pub type HttpError = hyper_util::client::legacy::Error;
 /// connection is kept long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
+/// A connection that could not be made, in the daemon's words (both
+/// clients' failures are told in the same few sentences).
+const COULD_NOT_CONNECT: &str = "could not connect";
+
+/// The connection broke before the whole request was written.
+const BROKE_SENDING: &str = "the connection broke while the request was sent";
+
+/// Anything else that kept an answer from coming.
+const REQUEST_FAILED: &str = "the request failed (connection reset or protocol error)";
+
 /// Sent on every call, so a provider's logs can tell the daemon apart.
 const USER_AGENT: &str = concat!("switchboard/", env!("CARGO_PKG_VERSION"));
 
@@ -207,11 +217,9 @@ fn render_head(uri: &Uri, headers: &[(HeaderName, HeaderValue)], length: usize) 
 fn own_error(error: h1::Error) -> SendError {
     match error {
         h1::Error::ConnectTimeout => SendError::ConnectTimeout,
-        h1::Error::Connect => SendError::Failed("could not connect"),
-        h1::Error::Send => SendError::Failed("the connection broke while the request was sent"),
-        h1::Error::Closed | h1::Error::Protocol(_) => {
-            SendError::Failed("the request failed (connection reset or protocol error)")
-        }
+        h1::Error::Connect => SendError::Failed(COULD_NOT_CONNECT),
+        h1::Error::Send => SendError::Failed(BROKE_SENDING),
+        h1::Error::Closed | h1::Error::Protocol(_) => SendError::Failed(REQUEST_FAILED),
     }
 }
 
@@ -295,15 +303,13 @@ fn io_kind(err: &HttpError) -> Option<io::ErrorKind> {
 /// host; it never holds a key, but ours is steadier to read).
 pub fn describe(err: &HttpError) -> &'static str {
     if err.is_connect() {
-        return "could not connect";
+        return COULD_NOT_CONNECT;
     }
     let hyper = err.source().and_then(|s| s.downcast_ref::<hyper::Error>());
     match hyper {
         Some(e) if e.is_timeout() => "timed out",
-        Some(e) if e.is_incomplete_message() || e.is_body_write_aborted() => {
-            "the connection broke while the request was sent"
-        }
-        _ => "the request failed (connection reset or protocol error)",
+        Some(e) if e.is_incomplete_message() || e.is_body_write_aborted() => BROKE_SENDING,
+        _ => REQUEST_FAILED,
     }
 }
 
@@ -312,7 +318,7 @@ pub fn describe_body(err: &hyper::Error) -> &'static str {
     if err.is_timeout() {
         "timed out"
     } else {
-        "the connection broke while reading the answer"
+        h1::BROKE_READING
     }
 }
 

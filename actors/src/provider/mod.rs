@@ -11,9 +11,11 @@
 //! the provider unhealthy after `unhealthy_after` failures in a row, so
 //! fallbacks skip it for `cooldown_ms`.
 //!
-//! The `openai` kind owns pooled hyper clients (one pool per shard, so
-//! a connection is only ever driven by the thread that uses it); the `mock`
-//! kind answers in-process.
+//! The `openai` kind owns keep-alive pools (one per shard, so a connection
+//! is only ever driven by the thread that uses it): the daemon's own
+//! HTTP/1.1 client ([`h1`]) for plain `http://` endpoints, whose connection
+//! the call's future drives itself, and hyper-util's for `https://` and
+//! HTTP/2. The `mock` kind answers in-process.
 
 mod client;
 mod exchange;

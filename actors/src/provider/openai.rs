@@ -1,13 +1,15 @@
 //! Calls to any OpenAI-compatible chat-completions endpoint (Kimi, GLM, ...).
 //!
-//! One pooled [`Http`] client per provider (and one more per distinct
-//! per-model connect timeout) keeps keep-alive connections, HTTP/2 where the
-//! provider negotiates it or by prior knowledge when configured. A call is a
-//! loop of attempts ([`super::exchange`]): a failure that may pass is retried
-//! after the provider's hint or a backoff, never past the session's
-//! deadline. Each attempt is recorded and reported to the provider actor's
-//! provider's [`Health`]. The API key is read once from the environment variable the
-//! settings name, kept as a sensitive header value, and never logged.
+//! One [`Client`] per provider (and one more per distinct per-model connect
+//! timeout) keeps keep-alive connections: the daemon's own HTTP/1.1 pool
+//! for `http://` endpoints, hyper-util's for `https://` (HTTP/2 where the
+//! provider negotiates it) and for HTTP/2 by prior knowledge when
+//! configured. A call is a loop of attempts ([`super::exchange`]): a
+//! failure that may pass is retried after the provider's hint or a
+//! backoff, never past the session's deadline. Each attempt is recorded and
+//! reported to the provider's [`Health`]. The API key is read once from the
+//! environment variable the settings name, kept as a sensitive header
+//! value, and never logged.
 //!
 //! The same provider may also serve embeddings (`{base_url}/embeddings`)
 //! and Anthropic's Messages API (`{anthropic_base_url}/v1/messages`, and

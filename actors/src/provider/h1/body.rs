@@ -98,8 +98,7 @@ impl Stream for Body {
                     return Poll::Ready(None);
                 }
                 Ok(0) | Err(_) => {
-                    let why = "the connection broke while reading the answer";
-                    return Poll::Ready(Some(Err(this.fail(why))));
+                    return Poll::Ready(Some(Err(this.fail(super::BROKE_READING))));
                 }
                 Ok(_) => {}
             }

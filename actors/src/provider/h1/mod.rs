@@ -27,6 +27,10 @@ mod tests;
 pub use body::Body;
 pub use pool::Pool;
 
+/// A body that could not be read to its end, in the daemon's words (hyper's
+/// client's failures are told the same way).
+pub const BROKE_READING: &str = "the connection broke while reading the answer";
+
 /// Why a call on the daemon's own client failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {

@@ -243,10 +243,7 @@ async fn a_body_cut_short_is_an_error() {
     let answer: &'static [u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf";
     let server = serve(vec![vec![answer]], true).await;
     let pool = pool(&server);
-    assert_eq!(
-        call(&pool).await,
-        Err("the connection broke while reading the answer".to_owned())
-    );
+    assert_eq!(call(&pool).await, Err(super::BROKE_READING.to_owned()));
 }
 
 #[tokio::test]
