@@ -3,6 +3,7 @@
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
@@ -111,8 +112,9 @@ impl Conn {
     /// the socket's readiness after a short read, so the next wait costs no
     /// `recv` that would only say `EAGAIN`.)
     pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let mut stack = [0u8; READ_SIZE];
-        let mut read = ReadBuf::new(&mut stack);
+        // Uninitialized: zeroing 16 KiB would cost more than most reads.
+        let mut stack = [MaybeUninit::<u8>::uninit(); READ_SIZE];
+        let mut read = ReadBuf::uninit(&mut stack);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
         self.buf.extend_from_slice(read.filled());
         Poll::Ready(Ok(read.filled().len()))
