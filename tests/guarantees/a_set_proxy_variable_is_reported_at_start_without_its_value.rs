@@ -34,13 +34,7 @@ async fn a_set_proxy_variable_is_reported_at_start_without_its_value() {
         !logs.contains("hunter2"),
         "the value is never logged:\n{logs}"
     );
-    let answer = daemon
-        .client()
-        .post(daemon.url("/v1/chat/completions"))
-        .body(body("fake/instant", false))
-        .send()
-        .await
-        .expect("answered");
+    let answer = chat(&daemon, "fake/instant", false).await;
     assert_eq!(answer.status(), 200, "the provider is called directly");
 }
 
@@ -48,13 +42,7 @@ async fn a_set_proxy_variable_is_reported_at_start_without_its_value() {
 async fn no_proxy_warning_without_a_proxy_variable() {
     let fake = FakeProvider::start().await;
     let daemon = daemon(&fake).start().await;
-    let answer = daemon
-        .client()
-        .post(daemon.url("/v1/chat/completions"))
-        .body(body("fake/instant", false))
-        .send()
-        .await
-        .expect("answered");
+    let answer = chat(&daemon, "fake/instant", false).await;
     assert_eq!(answer.status(), 200);
     let logs = daemon.logs();
     let inherited = [

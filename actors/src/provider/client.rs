@@ -15,7 +15,7 @@
 //! connection tasks are spawned on the shard's own runtime).
 
 use std::error::Error as _;
-use std::io;
+use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -39,11 +39,6 @@ pub type Http = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The error an upstream call fails with.
 pub type HttpError = hyper_util::client::legacy::Error;
-
-/// Idle pooled connections are closed after this; providers' own idle
-/// timeouts are typically 60–120 s, so reuse stays likely and no half-dead
-/// connection is kept long.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
 /// A connection that could not be made, in the daemon's words (both
 /// clients' failures are told in the same few sentences).
@@ -77,7 +72,7 @@ pub fn http(connect_timeout: Duration, h2c: bool) -> Result<Http, String> {
     builder
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_idle_timeout(h1::IDLE_TIMEOUT)
         // Retries are the daemon's own: each attempt is a recorded phase.
         .retry_canceled_requests(false)
         .http2_only(h2c);
@@ -208,8 +203,8 @@ fn render_head(uri: &Uri, headers: &[(HeaderName, HeaderValue)], length: usize) 
     for (name, value) in headers {
         line(name.as_str().as_bytes(), value.as_bytes());
     }
-    line(b"content-length", length.to_string().as_bytes());
-    head.extend_from_slice(b"\r\n");
+    // Writing into a `Vec` cannot fail.
+    let _ = write!(head, "content-length: {length}\r\n\r\n");
     head
 }
 

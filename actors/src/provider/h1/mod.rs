@@ -25,7 +25,7 @@ mod pool;
 mod tests;
 
 pub use body::Body;
-pub use pool::Pool;
+pub use pool::{IDLE_TIMEOUT, Pool};
 
 /// A body that could not be read to its end, in the daemon's words (hyper's
 /// client's failures are told the same way).

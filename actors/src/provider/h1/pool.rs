@@ -19,10 +19,10 @@ use super::body::Body;
 use super::conn::Conn;
 use super::head::Head;
 
-/// Idle connections are closed after this; providers' own idle timeouts
-/// are typically 60–120 s, so reuse stays likely and no half-dead
-/// connection is kept long.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+/// Idle connections are closed after this (by both clients); providers'
+/// own idle timeouts are typically 60–120 s, so reuse stays likely and no
+/// half-dead connection is kept long.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
 /// The most idle connections kept per endpoint and shard. After a burst of
 /// 10,000 calls at once the rest are closed rather than held for
