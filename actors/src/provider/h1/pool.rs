@@ -5,8 +5,9 @@
 //! A pooled connection the provider closes while idle is noticed when it is
 //! taken (it is readable), or by the sweep every [`SWEEP_EVERY`]; one that
 //! closes in the moment between being taken and being written to fails
-//! before any byte of an answer, and the call goes on with another
-//! connection, as nginx's `proxy_next_upstream error` does.
+//! before any byte of an answer, within [`STALE_WINDOW`], and the call goes
+//! on with another connection. A call is never sent again after that
+//! window: the provider may have been working on it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
@@ -31,6 +32,12 @@ const MAX_IDLE: usize = 1024;
 
 /// How often idle connections are checked for closing and expiry.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// How soon after a reused connection was written to its closing still
+/// means the provider had closed it while idle (its FIN was on the way),
+/// rather than that it took the call and failed: one round trip to a local
+/// server is well under a millisecond, to a remote one a few hundred.
+const STALE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Stale pooled connections a call tries before it connects anew.
 const MAX_STALE: usize = 2;
@@ -85,8 +92,14 @@ impl Pool {
             let Some(conn) = self.shared.take() else {
                 break;
             };
+            let sent = Instant::now();
             match self.exchange(conn, head, body).await {
-                Err(Error::Closed | Error::Send) => continue,
+                // Not all written: the provider cannot have taken it.
+                Err(Error::Send) => continue,
+                // Closed at once: the provider closed it while idle. Closed
+                // later, it may have been working on the call, which is
+                // then not sent twice.
+                Err(Error::Closed) if sent.elapsed() < STALE_WINDOW => continue,
                 answered => return answered,
             }
         }

@@ -71,6 +71,10 @@ async fn connection(mut socket: TcpStream, answers: Answers, close_after_each: b
             if pieces.is_empty() {
                 return;
             }
+            if pieces == [SLOW_CLOSE] {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                return;
+            }
             for piece in pieces {
                 if socket.write_all(piece).await.is_err() {
                     return;
@@ -83,6 +87,10 @@ async fn connection(mut socket: TcpStream, answers: Answers, close_after_each: b
         }
     }
 }
+
+/// An answer that closes the connection 1.5 s after the request, unanswered
+/// (past the pool's stale window).
+const SLOW_CLOSE: &[u8] = b"(close after 1.5 s)";
 
 fn pool(server: &Server) -> Pool {
     Pool::new("127.0.0.1", server.port, Duration::from_secs(5))
@@ -176,6 +184,15 @@ async fn a_pooled_connection_that_closes_instead_of_answering_is_retried_on_a_ne
     assert_eq!(call(&pool).await, Ok((200, b"hi".to_vec())));
     assert_eq!(call(&pool).await, Ok((200, b"hi".to_vec())));
     assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_reused_connection_that_closes_after_working_on_the_call_does_not_send_it_twice() {
+    let server = serve(vec![vec![OK_2], vec![SLOW_CLOSE], vec![OK_2]], false).await;
+    let pool = pool(&server);
+    assert_eq!(call(&pool).await, Ok((200, b"hi".to_vec())));
+    assert_eq!(call(&pool).await, Err("Closed".to_owned()));
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 1, "not sent again");
 }
 
 #[tokio::test]
