@@ -105,6 +105,12 @@ impl Balance {
         (Arc::new(balance), receivers)
     }
 
+    /// How many connections each shard serves now.
+    pub fn counts(&self) -> Vec<usize> {
+        let counts = self.counts.iter();
+        counts.map(|count| count.load(Ordering::Relaxed)).collect()
+    }
+
     /// A seat for a connection accepted on shard `here`: on `here`, unless
     /// another shard serves [`UNEVEN`] fewer connections.
     pub fn seat(&self, here: usize) -> Seat {

@@ -82,6 +82,8 @@ pub struct App {
     timeouts: listen::Timeouts,
     /// Every shard's requests whose body is still arriving, for admin answers.
     arrivals: Vec<Arc<arrivals::Arrivals>>,
+    /// Every shard's open connections, for `/healthz`.
+    balance: Arc<balance::Balance>,
 }
 
 /// The listeners the shards share.
@@ -235,6 +237,7 @@ async fn serve(
     reload::on_sighup(reloader.clone());
     // SAFETY: getuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::getuid() };
+    let (balance, inboxes) = balance::Balance::new(workers);
     let app = Arc::new(App {
         models,
         reloader,
@@ -243,11 +246,12 @@ async fn serve(
         policy: PeerPolicy::new(own_uid, &settings.server.allowed_uids),
         timeouts: listen::Timeouts::of(&settings.server),
         arrivals: (0..workers).map(|_| Arc::default()).collect(),
+        balance,
     });
     let (stop_tx, stop_rx) = watch::channel(listen::Stop::Serving);
     let stop_tx = Arc::new(stop_tx);
     let actors = (&shards, &shutdown, &common);
-    let served = start_serving(&arbiters, actors, &app, &listeners, &stop_rx)?;
+    let served = start_serving(&arbiters, actors, (&app, inboxes), &listeners, &stop_rx)?;
     tracing::info!(
         socket = %path.display(),
         pid = std::process::id(),
@@ -278,18 +282,17 @@ async fn serve(
 fn start_serving(
     arbiters: &[Arbiter],
     (shards, shutdown, common): (&Arc<[Shard]>, &Addr<Shutdown>, &Arc<Common>),
-    app: &Arc<App>,
+    (app, inboxes): (&Arc<App>, Vec<balance::Inbox>),
     listeners: &Listeners,
     stop: &watch::Receiver<listen::Stop>,
 ) -> anyhow::Result<Vec<oneshot::Receiver<()>>> {
     let mut served = Vec::new();
-    let (balance, inboxes) = balance::Balance::new(arbiters.len());
     let lanes = inboxes
         .into_iter()
         .enumerate()
         .map(|(index, inbox)| listen::Lane {
             index,
-            balance: balance.clone(),
+            balance: app.balance.clone(),
             inbox,
         });
     for ((arbiter, local), lane) in arbiters.iter().zip(shards.iter()).zip(lanes) {

@@ -44,6 +44,7 @@ pub async fn healthz(cx: &Ctx) -> Answer {
                 "live_sessions": status.live,
                 "queued_sessions": status.queued,
                 "receiving_requests": cx.app.arrivals.iter().map(|a| a.count()).sum::<usize>(),
+                "connections": cx.app.balance.counts(),
             }),
         ),
         None => json(
