@@ -99,6 +99,7 @@ impl ActorSystem {
     pub fn check(settings: &ActorSettings) -> Result<Checked, String> {
         for (name, provider) in &settings.providers {
             Provider::new(name, provider, Provider::health_for(provider))?;
+            Provider::log_proxies(name, provider);
         }
         let history = match settings.history.enabled {
             true => {

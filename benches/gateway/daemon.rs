@@ -131,6 +131,14 @@ impl Daemon {
                 "RUST_LOG",
                 std::env::var("SWITCHBOARD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            // The fake is on loopback: a proxy the shell names is not in
+            // the measured hop (the floor's nginx ignores it too).
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
             .stdin(Stdio::null())
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))

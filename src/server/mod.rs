@@ -259,7 +259,6 @@ async fn serve(
         inherited = mode == DrainMode::Handover,
         "switchboard is listening"
     );
-    warn_of_ignored_proxies();
     notifier.ready();
     actix_rt::spawn(notifier.heartbeat(shards.clone()));
     actix_rt::spawn(on_drain_begun(began_rx, notifier, mode, stop_tx.clone()));
@@ -380,31 +379,4 @@ async fn start_shards(arbiters: &[Arbiter], common: &Arc<Common>) -> anyhow::Res
         shards.push(shard);
     }
     Ok(shards.into())
-}
-
-/// The variables through which other HTTP clients (reqwest, curl, the SDKs)
-/// route calls through a proxy.
-const PROXY_VARIABLES: [&str; 6] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
-
-/// The daemon calls providers directly: when a proxy variable is set, it
-/// says so once at start rather than ignore it silently. The variables are
-/// named, never their values (a proxy URL can hold a password).
-fn warn_of_ignored_proxies() {
-    let set: Vec<&str> = PROXY_VARIABLES
-        .into_iter()
-        .filter(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
-        .collect();
-    if !set.is_empty() {
-        tracing::warn!(
-            variables = %set.join(", "),
-            "a proxy variable is set, but switchboard does not use HTTP proxies: providers are called directly"
-        );
-    }
 }

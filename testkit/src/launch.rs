@@ -206,9 +206,11 @@ impl DaemonBuilder {
             .arg(config)
             .arg("--log-format")
             .arg("json");
-        // Keep the developer's own SWITCHBOARD_* settings out of the test.
+        // Keep the developer's own SWITCHBOARD_* settings and proxies out
+        // of the test (a test that wants a proxy sets one with `env`).
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("SWITCHBOARD_") {
+            let name = key.to_string_lossy().to_ascii_uppercase();
+            if name.starts_with("SWITCHBOARD_") || PROXY_VARIABLES.contains(&name.as_str()) {
                 cmd.env_remove(key);
             }
         }
@@ -221,6 +223,9 @@ impl DaemonBuilder {
         cmd
     }
 }
+
+/// The variables through which the daemon calls providers through a proxy.
+const PROXY_VARIABLES: [&str; 4] = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"];
 
 /// `sh` exec'ing `bin` with `fd` as its fd 3 and the variables of socket
 /// activation; arguments added later go to `bin`.

@@ -13,6 +13,8 @@
 //!   temporary socket with a generated settings file;
 //! - [`client`]: raw Unix-socket HTTP helpers and an SSE reader, for tests
 //!   that must drop a connection at a precise moment or read events one by one;
+//! - [`FakeProxy`]: a forward HTTP proxy on loopback (whole-URL requests
+//!   and `CONNECT` tunnels) that records what went through it;
 //! - [`metrics`]: a strict Prometheus / OpenMetrics text parser ([`Scrape`])
 //!   to query the daemon's metrics by name and labels;
 //! - [`wait`]: [`eventually`] / [`eventually_debug`], polling until an
@@ -54,6 +56,7 @@ mod fake_provider;
 mod handler;
 mod launch;
 pub mod metrics;
+mod proxy;
 mod responses;
 mod settings;
 mod stats;
@@ -69,6 +72,7 @@ pub use fake_provider::{FakeProvider, SeenRequest};
 pub use handler::BEHAVIOR_HEADER;
 pub use launch::DaemonBuilder;
 pub use metrics::{Labels, Sample, Scrape};
+pub use proxy::{FakeProxy, Proxied};
 pub use usage::{USAGE_HEADER, UsageShape, UsageTotals};
 pub use wait::{eventually, eventually_debug};
 

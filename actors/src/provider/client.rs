@@ -33,9 +33,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::h1;
+use super::proxy::{self, Connector, Forward, Proxies};
 
 /// A pooled upstream client.
-pub type Http = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type Http = HyperClient<HttpsConnector<Connector>, Full<Bytes>>;
 
 /// The error an upstream call fails with.
 pub type HttpError = hyper_util::client::legacy::Error;
@@ -53,14 +54,16 @@ const REQUEST_FAILED: &str = "the request failed (connection reset or protocol e
 /// Sent on every call, so a provider's logs can tell the daemon apart.
 const USER_AGENT: &str = concat!("switchboard/", env!("CARGO_PKG_VERSION"));
 
-/// A client that connects within `connect_timeout`: HTTP/1.1 or HTTP/2 as
-/// TLS negotiates, or HTTP/2 by prior knowledge (`h2c`). TLS certificates
-/// are checked against the platform's roots, as reqwest did.
-pub fn http(connect_timeout: Duration, h2c: bool) -> Result<Http, String> {
+/// A client that connects within `connect_timeout`, through `proxies`
+/// where they say: HTTP/1.1 or HTTP/2 as TLS negotiates, or HTTP/2 by prior
+/// knowledge (`h2c`). TLS certificates are checked against the platform's
+/// roots, as reqwest did.
+pub fn http(connect_timeout: Duration, h2c: bool, proxies: Proxies) -> Result<Http, String> {
     let mut tcp = HttpConnector::new();
     tcp.set_connect_timeout(Some(connect_timeout));
     tcp.set_nodelay(true);
     tcp.enforce_http(false);
+    let tcp = Connector::new(tcp, proxies, connect_timeout);
     let tls = HttpsConnectorBuilder::new()
         .try_with_platform_verifier()
         .map_err(|err| format!("cannot load the platform's TLS roots: {err}"))?
@@ -83,9 +86,18 @@ pub fn http(connect_timeout: Duration, h2c: bool) -> Result<Http, String> {
 pub struct Client {
     /// The daemon's own pools, one per plain-`http://` authority among the
     /// provider's endpoints (none when it speaks HTTP/2 by prior knowledge).
-    own: Vec<(Authority, h1::Pool)>,
+    own: Vec<Own>,
     /// hyper's client, for every other endpoint.
     hyper: Http,
+}
+
+/// The own client's way to one `http://` authority.
+struct Own {
+    authority: Authority,
+    /// To the authority, or to its proxy.
+    pool: h1::Pool,
+    /// Through a proxy: requests name the whole URL, with its credentials.
+    forward: Option<Forward>,
 }
 
 /// An answer's head and its body.
@@ -121,21 +133,42 @@ pub enum SendError {
 }
 
 impl Client {
-    /// The clients for a provider whose endpoints are `urls`.
-    pub fn new(urls: &[&Uri], connect_timeout: Duration, h2c: bool) -> Result<Self, String> {
-        let mut own: Vec<(Authority, h1::Pool)> = Vec::new();
-        for uri in urls.iter().filter(|_| !h2c) {
-            if let (Some("http"), Some(authority)) = (uri.scheme_str(), uri.authority())
-                && !own.iter().any(|(known, _)| known == authority)
-            {
-                let port = authority.port_u16().unwrap_or(80);
-                let pool = h1::Pool::new(authority.host(), port, connect_timeout);
-                own.push((authority.clone(), pool));
+    /// The clients for a provider whose endpoints are `urls`, called
+    /// through `proxies` where they say. Refuses a proxy it cannot use.
+    pub fn new(
+        urls: &[&Uri],
+        connect_timeout: Duration,
+        h2c: bool,
+        proxies: Proxies,
+    ) -> Result<Self, String> {
+        let mut own: Vec<Own> = Vec::new();
+        for uri in urls {
+            proxies.route(uri)?;
+            let (Some("http"), Some(authority), false) = (uri.scheme_str(), uri.authority(), h2c)
+            else {
+                continue;
+            };
+            if own.iter().any(|known| known.authority == *authority) {
+                continue;
             }
+            let forward = proxies.forward(uri)?;
+            let pool = match &forward {
+                Some(proxy) => h1::Pool::new(&proxy.host, proxy.port, connect_timeout),
+                None => h1::Pool::new(
+                    authority.host(),
+                    authority.port_u16().unwrap_or(80),
+                    connect_timeout,
+                ),
+            };
+            own.push(Own {
+                authority: authority.clone(),
+                pool,
+                forward,
+            });
         }
         Ok(Self {
             own,
-            hyper: http(connect_timeout, h2c)?,
+            hyper: http(connect_timeout, h2c, proxies)?,
         })
     }
 
@@ -148,10 +181,10 @@ impl Client {
     ) -> Result<Reply, SendError> {
         let own = uri
             .authority()
-            .and_then(|authority| self.own.iter().find(|(known, _)| known == authority));
-        if let Some((_, pool)) = own {
-            let head = render_head(uri, headers, body.len());
-            let (head, body) = pool.send(&head, &body).await.map_err(own_error)?;
+            .and_then(|authority| self.own.iter().find(|own| own.authority == *authority));
+        if let Some(own) = own {
+            let head = render_head(uri, headers, body.len(), own.forward.as_ref());
+            let (head, body) = own.pool.send(&head, &body).await.map_err(own_error)?;
             return Ok(Reply {
                 status: head.status,
                 sse: head.sse,
@@ -181,7 +214,14 @@ impl Client {
 }
 
 /// A request's head for the daemon's own client: what hyper would write.
-fn render_head(uri: &Uri, headers: &[(HeaderName, HeaderValue)], length: usize) -> Vec<u8> {
+/// Through a proxy (`forward`) the target is the whole URL (RFC 9112's
+/// absolute form), with the proxy's credentials.
+fn render_head(
+    uri: &Uri,
+    headers: &[(HeaderName, HeaderValue)],
+    length: usize,
+    forward: Option<&Forward>,
+) -> Vec<u8> {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     // The authority without any `user:password@` in the URL.
     let host = uri.authority().map_or("", |a| {
@@ -190,6 +230,10 @@ fn render_head(uri: &Uri, headers: &[(HeaderName, HeaderValue)], length: usize) 
     });
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(b"POST ");
+    if forward.is_some() {
+        head.extend_from_slice(b"http://");
+        head.extend_from_slice(host.as_bytes());
+    }
     head.extend_from_slice(path.as_bytes());
     head.extend_from_slice(b" HTTP/1.1\r\n");
     let mut line = |name: &[u8], value: &[u8]| {
@@ -199,6 +243,9 @@ fn render_head(uri: &Uri, headers: &[(HeaderName, HeaderValue)], length: usize) 
         head.extend_from_slice(b"\r\n");
     };
     line(b"host", host.as_bytes());
+    if let Some(auth) = forward.and_then(|proxy| proxy.auth.as_ref()) {
+        line(b"proxy-authorization", auth.as_bytes());
+    }
     line(b"user-agent", USER_AGENT.as_bytes());
     for (name, value) in headers {
         line(name.as_str().as_bytes(), value.as_bytes());
@@ -298,7 +345,7 @@ fn io_kind(err: &HttpError) -> Option<io::ErrorKind> {
 /// host; it never holds a key, but ours is steadier to read).
 pub fn describe(err: &HttpError) -> &'static str {
     if err.is_connect() {
-        return COULD_NOT_CONNECT;
+        return proxy::tunnel_refusal(err).unwrap_or(COULD_NOT_CONNECT);
     }
     let hyper = err.source().and_then(|s| s.downcast_ref::<hyper::Error>());
     match hyper {
@@ -330,7 +377,7 @@ mod tests {
             hyper::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )];
-        let head = render_head(&uri, &headers, 42);
+        let head = render_head(&uri, &headers, 42, None);
         let text = String::from_utf8(head).expect("ASCII");
         assert_eq!(
             text,
@@ -338,6 +385,28 @@ mod tests {
                 "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\
                  user-agent: {USER_AGENT}\r\ncontent-type: application/json\r\n\
                  content-length: 42\r\n\r\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_request_through_a_proxy_names_the_whole_url_with_the_proxys_credentials() {
+        let uri: Uri = "http://me:secret@10.0.0.7:8000/v1/chat/completions"
+            .parse()
+            .expect("a URI");
+        let forward = Forward {
+            host: "127.0.0.1".into(),
+            port: 3128,
+            auth: Some(HeaderValue::from_static("Basic dTpw")),
+        };
+        let head = render_head(&uri, &[], 2, Some(&forward));
+        let text = String::from_utf8(head).expect("ASCII");
+        assert_eq!(
+            text,
+            format!(
+                "POST http://10.0.0.7:8000/v1/chat/completions HTTP/1.1\r\nhost: 10.0.0.7:8000\r\n\
+                 proxy-authorization: Basic dTpw\r\nuser-agent: {USER_AGENT}\r\n\
+                 content-length: 2\r\n\r\n"
             )
         );
     }

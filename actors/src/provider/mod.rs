@@ -15,7 +15,8 @@
 //! is only ever driven by the thread that uses it): the daemon's own
 //! HTTP/1.1 client ([`h1`]) for plain `http://` endpoints, whose connection
 //! the call's future drives itself, and hyper-util's for `https://` and
-//! HTTP/2. The `mock` kind answers in-process.
+//! HTTP/2; both go through the proxy the environment names ([`proxy`]).
+//! The `mock` kind answers in-process.
 
 mod client;
 mod exchange;
@@ -23,6 +24,7 @@ pub mod h1;
 mod health;
 mod mock;
 mod openai;
+pub mod proxy;
 mod retry;
 pub mod sse;
 
@@ -140,6 +142,17 @@ impl Provider {
             ProviderKind::Mock => Backend::Mock(mock::Mock::new(name.clone(), settings)),
         };
         Ok(Self { name, backend })
+    }
+
+    /// Logs, once at start, which of its endpoints provider `name` calls
+    /// through a proxy the environment names.
+    pub fn log_proxies(name: &str, settings: &ProviderSettings) {
+        if settings.kind != ProviderKind::Openai {
+            return;
+        }
+        for (endpoint, proxy) in openai::proxied(name, settings) {
+            tracing::info!(provider = name, %endpoint, %proxy, "calls go through a proxy");
+        }
     }
 
     /// The health of provider `name` configured with `settings`, to share

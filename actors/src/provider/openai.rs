@@ -26,6 +26,7 @@ use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue
 
 use super::client::{Client, endpoint};
 use super::exchange::{Failure, Limits, exchange};
+use super::proxy::{self, Proxies};
 use super::retry::backoff;
 use super::{Call, CallFuture, Health, Upstream};
 use crate::error::GatewayError;
@@ -110,13 +111,19 @@ impl Openai {
             }
         }
         let served: Vec<&Uri> = urls.iter().flatten().collect();
+        let proxies = Proxies::from_env();
         let clients = timeouts
             .into_iter()
             .map(|ms| {
                 let timeout = Duration::from_millis(ms);
-                Client::new(&served, timeout, settings.http2_prior_knowledge)
-                    .map(|client| (timeout, Arc::new(client)))
-                    .map_err(|err| format!("providers.{name}: cannot build its HTTP client: {err}"))
+                Client::new(
+                    &served,
+                    timeout,
+                    settings.http2_prior_knowledge,
+                    proxies.clone(),
+                )
+                .map(|client| (timeout, Arc::new(client)))
+                .map_err(|err| format!("providers.{name}: cannot build its HTTP client: {err}"))
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
@@ -282,6 +289,24 @@ fn next_wait(
 }
 
 /// The upstream URL of each wire `settings` serves.
+/// Each endpoint of provider `name` that is called through a proxy, with
+/// the proxy (neither with credentials).
+pub fn proxied(name: &str, settings: &ProviderSettings) -> Vec<(String, String)> {
+    let (Ok(urls), proxies) = (endpoints(name, settings), Proxies::from_env()) else {
+        return Vec::new();
+    };
+    let mut routes: Vec<(String, String)> = Vec::new();
+    for url in urls.iter().flatten() {
+        if let Ok(Some(proxy)) = proxies.route(url) {
+            let route = (proxy::origin(url), proxy::origin(proxy.uri()));
+            if !routes.contains(&route) {
+                routes.push(route);
+            }
+        }
+    }
+    routes
+}
+
 fn endpoints(
     name: &str,
     settings: &ProviderSettings,
