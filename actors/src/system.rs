@@ -196,10 +196,10 @@ impl Shard {
             counting,
             history,
         );
-        let readers = logger.readers();
+        let (readers, live) = (logger.readers(), logger.live());
         let logger = logger.start();
         let sink = Arc::new(SinkTo {
-            began: logger.clone().recipient(),
+            live,
             ended: logger.clone().recipient(),
             happened: logger.clone().recipient(),
             readers,

@@ -15,6 +15,7 @@
 //! [`Flush`] last; it answers once everything recorded before it is in the
 //! file.
 
+mod live;
 mod pending;
 mod progress;
 mod recent;
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::ids::{SessionId, SessionMap};
+use crate::ids::SessionId;
 use crate::metrics::{Metrics, SessionMetrics};
 use crate::phase::{Extra, PhaseEvent};
 use crate::record::SessionRecord;
@@ -38,14 +39,10 @@ use crate::settings::LifecycleSettings;
 use crate::store::{Prune, Pruned, WriteBatch, WriteFailed};
 use pending::Pending;
 
+pub use live::Live;
 pub use recorder::{Recorder, Sink, SinkTo};
 pub use subscribers::{EventFilter, EventStream};
 pub use summary::Classify;
-
-/// A session arrived: its recorder, for open rows and admin answers.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Began(pub Recorder);
 
 /// A session ended: its recorder and its terminal event (with how it ended).
 #[derive(Message)]
@@ -130,8 +127,8 @@ impl HistorySink {
 /// Keeps live recorders and recent records, counts sessions, writes
 /// history, feeds live readers.
 pub struct LifecycleLogger {
-    /// Live sessions' recorders.
-    live: SessionMap<Recorder>,
+    /// Live sessions' recorders (they add themselves).
+    live: Arc<Live>,
     /// Recently finished sessions.
     recent: recent::Recent,
     /// The history file, when enabled.
@@ -158,7 +155,7 @@ impl LifecycleLogger {
         history: Option<HistorySink>,
     ) -> Self {
         Self {
-            live: SessionMap::default(),
+            live: Arc::default(),
             recent: recent::Recent::new(settings.recent_sessions),
             history,
             counting,
@@ -167,6 +164,11 @@ impl LifecycleLogger {
             readers: Arc::new(AtomicUsize::new(0)),
             classify,
         }
+    }
+
+    /// Where recorders add themselves when their session arrives.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.clone()
     }
 
     /// The count of live readers recorders check before sending each event.
@@ -210,7 +212,7 @@ impl LifecycleLogger {
     /// Open rows of the live sessions that changed since the last batch.
     fn open_rows(&self) -> Vec<Arc<SessionRecord>> {
         let mut rows = Vec::new();
-        for recorder in self.live.values() {
+        for recorder in self.live.lock().values() {
             let mut progress = recorder.lock();
             if std::mem::take(&mut progress.changed) && progress.record.is_none() {
                 let events = progress.events.clone();
@@ -259,7 +261,6 @@ impl LifecycleLogger {
         result: Result<Result<(), WriteFailed>, MailboxError>,
         ctx: &mut Context<Self>,
     ) {
-        let live = &self.live;
         let Some(history) = &mut self.history else {
             return;
         };
@@ -274,6 +275,8 @@ impl LifecycleLogger {
                 if !std::mem::replace(&mut history.failing, true) {
                     tracing::warn!(%error, "cannot write history now; keeping it in memory (bounded) and retrying");
                 }
+                // Released before `send_batch` below, which takes it again.
+                let live = self.live.lock();
                 for record in batch {
                     match (&record.end, live.get(&record.id)) {
                         (Some(_), _) => history.pending.finished(record),
@@ -360,17 +363,6 @@ impl Actor for LifecycleLogger {
             self.prune(ctx);
             ctx.run_interval(PRUNE_EVERY, |act, ctx| act.prune(ctx));
         }
-    }
-}
-
-impl Handler<Began> for LifecycleLogger {
-    type Result = ();
-
-    fn handle(&mut self, Began(recorder): Began, _: &mut Self::Context) {
-        if let Some(history) = &mut self.history {
-            history.pending.recorded(1);
-        }
-        self.live.insert(recorder.meta().id, recorder);
     }
 }
 

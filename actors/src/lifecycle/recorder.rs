@@ -15,7 +15,7 @@ use std::time::Instant;
 use actix::Recipient;
 
 use super::progress::Progress;
-use super::{Began, Ended, Happened};
+use super::{Ended, Happened, Live};
 use crate::error::GatewayError;
 use crate::meta::{Route, SessionMeta};
 use crate::outcome::{Ending, Outcome};
@@ -32,8 +32,8 @@ pub type Sink = Arc<SinkTo>;
 
 /// What a [`Sink`] holds.
 pub struct SinkTo {
-    /// Sessions that arrive.
-    pub began: Recipient<Began>,
+    /// Sessions that arrived and have not ended (the logger's).
+    pub live: Arc<Live>,
     /// Sessions that end.
     pub ended: Recipient<Ended>,
     /// Single events, for live readers.
@@ -114,13 +114,13 @@ impl Recorder {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records RECEIVED at `at` (taken when the request arrived) and tells
-    /// the logger a session began. Its detail names the route when it is
+    /// Records RECEIVED at `at` (taken when the request arrived) and adds
+    /// the session to the logger's live ones. Its detail names the route when it is
     /// not chat completions.
     pub fn received(&self, at: Instant) {
         let detail = self.0.meta.wire.received_detail().map(Arc::from);
         self.push(Phase::Received, at, 0, detail, Extra::None);
-        self.0.sink.began.do_send(Began(self.clone()));
+        self.0.sink.live.insert(self.clone());
     }
 
     /// Records `phase` now. Terminal phases go through [`Recorder::end`].
